@@ -1,0 +1,1234 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * Framed JSON over unix stream sockets (haven/msg.h): frame encoding and
+ * parsing, the non-blocking sd-event server (per-connection buffers, limits,
+ * idle timers, refcounted connections) and the blocking client. Must not: look
+ * at a message beyond "one JSON object", block the loop, or log above debug.
+ */
+#include <assert.h>
+#include <limits.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+
+#include "haven/json.h"
+#include "haven/log.h"
+#include "haven/msg.h"
+
+#define FRAME_HEADER_SIZE 4u
+/* Reads are at most this large unless a longer frame is being completed. */
+#define READ_CHUNK (64u * 1024u)
+#define MAX_CONNECTIONS_DEFAULT 64u
+/* A connection's output queue may hold at least this much (or two frames of
+ * the maximum size, if that is more); a peer that lets more pile up without
+ * reading is dropped. */
+#define OUTPUT_QUEUE_MIN (4u * 1024u * 1024u)
+/* Connections accepted per wakeup, so a connect storm cannot starve others. */
+#define ACCEPT_BATCH 32u
+/* How long accepting pauses when the process is out of file descriptors. */
+#define ACCEPT_RETRY_USEC (250u * 1000u)
+#define SOCKET_MODE_DEFAULT 0600
+
+static size_t size_max(size_t a, size_t b) {
+        return a > b ? a : b;
+}
+
+static size_t effective_max_size(size_t max_size) {
+        if (max_size == 0)
+                return HAVEN_MSG_SIZE_DEFAULT;
+        if (max_size > HAVEN_MSG_SIZE_HARD_MAX)
+                return HAVEN_MSG_SIZE_HARD_MAX;
+        return max_size;
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct json_tokener *, json_tokener_free)
+
+/* Grows *buf (of *alloc bytes) to hold at least `need` bytes, keeping its
+ * contents. Returns 0 or -ENOMEM (the buffer is unchanged then). */
+static int buffer_reserve(uint8_t **buf, size_t *alloc, size_t need) {
+        uint8_t *p;
+
+        if (*alloc >= need)
+                return 0;
+        p = realloc(*buf, need);
+        if (!p)
+                return -ENOMEM;
+        *buf = p;
+        *alloc = need;
+        return 0;
+}
+
+/* ==== Frames ==== */
+
+static void frame_header_write(uint8_t *header, size_t size) {
+        assert(size <= UINT32_MAX);
+        header[0] = (uint8_t) (size >> 24);
+        header[1] = (uint8_t) (size >> 16);
+        header[2] = (uint8_t) (size >> 8);
+        header[3] = (uint8_t) size;
+}
+
+static size_t frame_header_read(const uint8_t *header) {
+        return (size_t) header[0] << 24 | (size_t) header[1] << 16 |
+               (size_t) header[2] << 8 | (size_t) header[3];
+}
+
+/* Serializes obj to compact JSON. Returns 0 and the text (borrowed from obj:
+ * valid until obj changes or goes away) and its length, -E2BIG if the text
+ * is longer than max_size, -ENOMEM. */
+static int frame_text(struct json_object *obj, size_t max_size,
+                      const char **ret_text, size_t *ret_size) {
+        const char *text;
+        size_t size = 0;
+
+        text = json_object_to_json_string_length(
+                obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
+                &size);
+        if (!text)
+                return -ENOMEM;
+        if (size > max_size)
+                return -E2BIG;
+        *ret_text = text;
+        *ret_size = size;
+        return 0;
+}
+
+/* Parses one frame's payload, which must be exactly one JSON object (valid
+ * UTF-8, no NUL bytes, nested at most HAVEN_JSON_DEPTH_MAX deep, nothing but
+ * whitespace after it). Returns 0 and *ret (a new reference), -EBADMSG with
+ * *ret_reason set to a static description of what is wrong, or -ENOMEM. */
+static int payload_parse(const uint8_t *payload, size_t size,
+                         struct json_object **ret, const char **ret_reason) {
+        _cleanup_(json_tokener_freep) struct json_tokener *tok = NULL;
+        _cleanup_(json_object_putp) struct json_object *obj = NULL;
+        enum json_tokener_error error;
+
+        assert(ret);
+        assert(ret_reason);
+
+        if (size == 0) {
+                *ret_reason = "empty frame";
+                return -EBADMSG;
+        }
+        /* json-c stops at a NUL byte and reports success for what came before
+         * it; a frame's bytes must all be JSON text. */
+        if (memchr(payload, '\0', size)) {
+                *ret_reason = "frame contains a NUL byte";
+                return -EBADMSG;
+        }
+
+        tok = json_tokener_new_ex(HAVEN_JSON_DEPTH_MAX);
+        if (!tok)
+                return -ENOMEM;
+        json_tokener_set_flags(tok, JSON_TOKENER_STRICT |
+                                            JSON_TOKENER_VALIDATE_UTF8);
+
+        obj = json_tokener_parse_ex(tok, (const char *) payload, (int) size);
+        error = json_tokener_get_error(tok);
+        if (error == json_tokener_success &&
+            json_tokener_get_parse_end(tok) != size) {
+                *ret_reason = "trailing data after the JSON value";
+                return -EBADMSG;
+        }
+        if (error == json_tokener_continue) {
+                /* All input is there: a terminating NUL completes values
+                 * without an end of their own (numbers, literals) and turns
+                 * an unfinished one into an error. */
+                obj = json_tokener_parse_ex(tok, "", 1);
+                error = json_tokener_get_error(tok);
+        }
+        if (error == json_tokener_error_depth) {
+                *ret_reason = "JSON nested too deeply";
+                return -EBADMSG;
+        }
+        if (error != json_tokener_success) {
+                *ret_reason = "not valid JSON";
+                return -EBADMSG;
+        }
+        if (!json_object_is_type(obj, json_type_object)) {
+                *ret_reason = "not a JSON object";
+                return -EBADMSG;
+        }
+
+        *ret = TAKE_PTR(obj);
+        return 0;
+}
+
+/* Returns {"error":{"code":code,"message":message}}, or NULL on -ENOMEM. */
+static struct json_object *error_object_new(const char *code,
+                                            const char *message) {
+        _cleanup_(json_object_putp) struct json_object *outer = NULL;
+        struct json_object *inner, *value;
+
+        outer = json_object_new_object();
+        inner = json_object_new_object();
+        if (!outer || !inner) {
+                json_object_put(inner);
+                return NULL;
+        }
+        if (json_object_object_add(outer, "error", inner) < 0) {
+                json_object_put(inner);
+                return NULL;
+        }
+        value = json_object_new_string(code ? code : "");
+        if (!value || json_object_object_add(inner, "code", value) < 0) {
+                json_object_put(value);
+                return NULL;
+        }
+        value = json_object_new_string(message ? message : "");
+        if (!value || json_object_object_add(inner, "message", value) < 0) {
+                json_object_put(value);
+                return NULL;
+        }
+        return TAKE_PTR(outer);
+}
+
+/* max_size 0 means HAVEN_MSG_SIZE_DEFAULT; values above
+ * HAVEN_MSG_SIZE_HARD_MAX are lowered to it. obj may be any JSON value
+ * (NULL encodes as null); only the receiver insists on an object. */
+int haven_msg_encode(struct json_object *obj, size_t max_size,
+                     uint8_t **ret_frame, size_t *ret_size) {
+        _cleanup_free_ uint8_t *frame = NULL;
+        const char *text;
+        size_t size;
+        int r;
+
+        assert(ret_frame);
+        assert(ret_size);
+
+        r = frame_text(obj, effective_max_size(max_size), &text, &size);
+        if (r < 0)
+                return r;
+
+        frame = malloc(FRAME_HEADER_SIZE + size);
+        if (!frame)
+                return -ENOMEM;
+        frame_header_write(frame, size);
+        memcpy(frame + FRAME_HEADER_SIZE, text, size);
+
+        *ret_frame = TAKE_PTR(frame);
+        *ret_size = FRAME_HEADER_SIZE + size;
+        return 0;
+}
+
+/* ==== Server ==== */
+
+struct haven_msg_server {
+        sd_event *event;
+        int fd;
+        char *path;
+        bool bound; /* the socket file at path is ours */
+        dev_t socket_dev;
+        ino_t socket_ino;
+        sd_event_source *listen_source;
+        sd_event_source *accept_retry_source;
+
+        size_t max_size;
+        size_t output_max;
+        unsigned max_connections;
+        uint64_t idle_timeout_usec;
+        haven_msg_handler_t handler;
+        void *userdata;
+
+        struct haven_msg_conn *connections;
+        unsigned n_connections;
+};
+
+struct haven_msg_conn {
+        unsigned n_ref;
+        /* NULL once the connection is closed; the server holds one reference
+         * for as long as it is set. */
+        struct haven_msg_server *server;
+        struct haven_msg_conn *prev, *next;
+        int fd;
+        sd_event_source *io_source;
+        sd_event_source *idle_source;
+        bool closing; /* no more input; close once flushed */
+
+        uint8_t *in; /* received: in[in_start..in_len) */
+        size_t in_start, in_len, in_alloc;
+        uint8_t *out; /* queued bytes: out[out_start..out_end) */
+        size_t out_start, out_end, out_alloc;
+
+        void *userdata;
+};
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct haven_msg_conn *, haven_msg_conn_unref)
+
+static bool conn_connected(const struct haven_msg_conn *conn) {
+        return conn->server != NULL;
+}
+
+static size_t conn_output_pending(const struct haven_msg_conn *conn) {
+        return conn->out_end - conn->out_start;
+}
+
+/* Input is read and handled only while the peer keeps up with the replies:
+ * once a frame's worth of output is queued, requests wait in the socket. */
+static bool conn_wants_input(const struct haven_msg_conn *conn) {
+        return conn_connected(conn) && !conn->closing &&
+               conn_output_pending(conn) <
+                       conn->server->max_size + FRAME_HEADER_SIZE;
+}
+
+static void conn_free_buffers(struct haven_msg_conn *conn) {
+        free(conn->in);
+        conn->in = NULL;
+        conn->in_start = conn->in_len = conn->in_alloc = 0;
+        free(conn->out);
+        conn->out = NULL;
+        conn->out_start = conn->out_end = conn->out_alloc = 0;
+}
+
+static size_t conn_input_size(const struct haven_msg_conn *conn) {
+        return conn->in_len - conn->in_start;
+}
+
+/* Closes the socket now, dropping anything still queued either way, and
+ * drops the server's reference, which may free conn: callers that use conn
+ * afterwards hold a reference of their own. error (< 0) only goes to the
+ * debug log. No-op when already closed. */
+static void conn_disconnect(struct haven_msg_conn *conn, int error) {
+        struct haven_msg_server *s = conn->server;
+
+        if (!s)
+                return;
+
+        if (error < 0)
+                (void) log_debug_errno(error,
+                                       "Message socket \"%s\": dropping "
+                                       "connection: %m",
+                                       s->path);
+        else
+                log_debug("Message socket \"%s\": connection closed", s->path);
+
+        if (conn->prev)
+                conn->prev->next = conn->next;
+        else
+                s->connections = conn->next;
+        if (conn->next)
+                conn->next->prev = conn->prev;
+        conn->prev = conn->next = NULL;
+        assert(s->n_connections > 0);
+        s->n_connections--;
+
+        conn->io_source = sd_event_source_disable_unref(conn->io_source);
+        conn->idle_source = sd_event_source_disable_unref(conn->idle_source);
+        conn->fd = safe_close(conn->fd);
+        conn_free_buffers(conn);
+        conn->server = NULL;
+
+        haven_msg_conn_unref(conn);
+}
+
+/* Brings the epoll mask in line with the connection's state, and closes a
+ * closing connection once everything queued went out. May free conn (see
+ * conn_disconnect()). */
+static void conn_update_events(struct haven_msg_conn *conn) {
+        uint32_t events = 0;
+        int r;
+
+        if (!conn_connected(conn))
+                return;
+        if (conn->closing && conn_output_pending(conn) == 0) {
+                conn_disconnect(conn, 0);
+                return;
+        }
+
+        if (conn_wants_input(conn))
+                events |= EPOLLIN;
+        if (conn_output_pending(conn) > 0)
+                events |= EPOLLOUT;
+        r = sd_event_source_set_io_events(conn->io_source, events);
+        if (r < 0)
+                conn_disconnect(conn, r);
+}
+
+/* Restarts the idle timer: the peer sent or took bytes. */
+static void conn_touch(struct haven_msg_conn *conn) {
+        int r;
+
+        if (!conn->idle_source)
+                return;
+        r = sd_event_source_set_time_relative(conn->idle_source,
+                                              conn->server->idle_timeout_usec);
+        if (r < 0)
+                (void) log_debug_errno(r,
+                                       "Message socket \"%s\": failed to "
+                                       "restart idle timer, ignoring: %m",
+                                       conn->server->path);
+}
+
+/* Writes queued output until all of it went out or the socket is full.
+ * Returns 0, or a negative errno when the peer is gone (-EPIPE, ...). */
+static int conn_flush(struct haven_msg_conn *conn) {
+        while (conn_output_pending(conn) > 0) {
+                ssize_t n;
+
+                n = send(conn->fd, conn->out + conn->out_start,
+                         conn_output_pending(conn),
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN || errno == EWOULDBLOCK)
+                                return 0;
+                        return -errno;
+                }
+                conn->out_start += (size_t) n;
+                conn_touch(conn);
+        }
+
+        conn->out_start = conn->out_end = 0;
+        if (conn->out_alloc > READ_CHUNK) {
+                /* Give back what a burst of large replies took. */
+                free(conn->out);
+                conn->out = NULL;
+                conn->out_alloc = 0;
+        }
+        return 0;
+}
+
+/* Appends one frame (header + text) to the output queue. Returns 0,
+ * -ENOBUFS when the queue would exceed its limit, -ENOMEM. */
+static int conn_queue(struct haven_msg_conn *conn, const char *text,
+                      size_t size) {
+        size_t pending = conn_output_pending(conn);
+        size_t need = FRAME_HEADER_SIZE + size;
+        size_t output_max = conn->server->output_max;
+        int r;
+
+        if (need > output_max - pending)
+                return -ENOBUFS;
+
+        if (conn->out_end + need > conn->out_alloc && conn->out_start > 0) {
+                memmove(conn->out, conn->out + conn->out_start, pending);
+                conn->out_start = 0;
+                conn->out_end = pending;
+        }
+        if (conn->out_end + need > conn->out_alloc) {
+                size_t alloc = conn->out_alloc * 2;
+
+                if (alloc > output_max)
+                        alloc = output_max;
+                r = buffer_reserve(&conn->out, &conn->out_alloc,
+                                   size_max(conn->out_end + need, alloc));
+                if (r < 0)
+                        return r;
+        }
+
+        frame_header_write(conn->out + conn->out_end, size);
+        memcpy(conn->out + conn->out_end + FRAME_HEADER_SIZE, text, size);
+        conn->out_end += need;
+        return 0;
+}
+
+/* Queues obj as the next frame. Returns 0, -ENOTCONN once the connection is
+ * closed or closing, -E2BIG when obj encodes to more than the payload limit,
+ * -ENOBUFS when the peer left too much output unread (the connection is then
+ * dropped), -ENOMEM. The caller must hold a reference to conn or be inside
+ * the handler. */
+int haven_msg_conn_send(struct haven_msg_conn *conn, struct json_object *obj) {
+        const char *text;
+        size_t size;
+        int r;
+
+        assert(conn);
+
+        if (!conn_connected(conn) || conn->closing)
+                return -ENOTCONN;
+
+        r = frame_text(obj, conn->server->max_size, &text, &size);
+        if (r < 0)
+                return r;
+        r = conn_queue(conn, text, size);
+        if (r == -ENOBUFS) {
+                /* A peer that does not read what it is sent is dropped
+                 * rather than buffered for without bound. */
+                conn_disconnect(conn, r);
+                return r;
+        }
+        if (r < 0)
+                return r;
+
+        conn_update_events(conn);
+        return 0;
+}
+
+int haven_msg_conn_send_error(struct haven_msg_conn *conn, const char *code,
+                              const char *message) {
+        _cleanup_(json_object_putp) struct json_object *error = NULL;
+
+        assert(conn);
+
+        error = error_object_new(code, message);
+        if (!error)
+                return -ENOMEM;
+        return haven_msg_conn_send(conn, error);
+}
+
+/* Stops reading, drops unread input, and closes once the queued output is
+ * out (right away when nothing is queued). conn stays valid for a caller
+ * that holds a reference or is inside the handler. NULL and closed ok. */
+void haven_msg_conn_close(struct haven_msg_conn *conn) {
+        if (!conn || !conn_connected(conn) || conn->closing)
+                return;
+
+        conn->closing = true;
+        conn->in_start = conn->in_len = 0;
+        conn_update_events(conn);
+}
+
+/* Answers a bad frame with a "bad-message" error and closes the connection. */
+static void conn_refuse(struct haven_msg_conn *conn, const char *reason) {
+        const char *path = conn->server->path;
+        int r;
+
+        log_debug("Message socket \"%s\": refusing frame: %s", path, reason);
+        r = haven_msg_conn_send_error(conn, "bad-message", reason);
+        if (r < 0)
+                (void) log_debug_errno(r,
+                                       "Message socket \"%s\": failed to "
+                                       "queue error reply, ignoring: %m",
+                                       path);
+        haven_msg_conn_close(conn);
+}
+
+/* Hands each complete frame in the input buffer to the handler, in order,
+ * for as long as the connection wants input; a bad frame is answered and
+ * closes the connection. Returns 0 or -ENOMEM. The caller holds a reference:
+ * conn may be closed on return. */
+static int conn_process_input(struct haven_msg_conn *conn) {
+        int r;
+
+        while (conn_wants_input(conn) &&
+               conn_input_size(conn) >= FRAME_HEADER_SIZE) {
+                _cleanup_(json_object_putp) struct json_object *msg = NULL;
+                struct haven_msg_server *s = conn->server;
+                const uint8_t *frame = conn->in + conn->in_start;
+                const char *reason = NULL;
+                size_t size;
+
+                size = frame_header_read(frame);
+                if (size > s->max_size) {
+                        /* Refused on the header alone: the payload is never
+                         * read, let alone buffered. */
+                        conn_refuse(conn, "frame too large");
+                        return 0;
+                }
+                if (conn_input_size(conn) - FRAME_HEADER_SIZE < size)
+                        break; /* the rest is still on its way */
+
+                r = payload_parse(frame + FRAME_HEADER_SIZE, size, &msg,
+                                  &reason);
+                if (r == -EBADMSG) {
+                        conn_refuse(conn, reason);
+                        return 0;
+                }
+                if (r < 0)
+                        return r;
+                conn->in_start += FRAME_HEADER_SIZE + size;
+
+                r = s->handler(conn, msg, s->userdata);
+                /* The handler may have closed conn, or even freed the
+                 * server: look at s only while conn is still connected. */
+                if (r < 0 && conn_connected(conn)) {
+                        (void) log_debug_errno(r,
+                                               "Message socket \"%s\": "
+                                               "handler failed, closing "
+                                               "connection: %m",
+                                               s->path);
+                        haven_msg_conn_close(conn);
+                }
+        }
+
+        if (conn_input_size(conn) == 0) {
+                conn->in_start = conn->in_len = 0;
+                if (conn->in_alloc > READ_CHUNK) {
+                        free(conn->in);
+                        conn->in = NULL;
+                        conn->in_alloc = 0;
+                }
+        }
+        return 0;
+}
+
+/* Reads what the socket has, up to the end of the frame being received or
+ * READ_CHUNK bytes, whichever is more. End of stream closes the connection
+ * (answering a half-received frame with an error first). Returns 0, or a
+ * negative errno when the connection broke. */
+static int conn_read(struct haven_msg_conn *conn) {
+        size_t have = conn_input_size(conn), want;
+        ssize_t n;
+        int r;
+
+        if (conn->in_start > 0) {
+                memmove(conn->in, conn->in + conn->in_start, have);
+                conn->in_start = 0;
+                conn->in_len = have;
+        }
+
+        want = FRAME_HEADER_SIZE;
+        if (have >= FRAME_HEADER_SIZE)
+                /* At most max_size: larger frames were refused already. */
+                want += frame_header_read(conn->in);
+        r = buffer_reserve(&conn->in, &conn->in_alloc,
+                           size_max(want, READ_CHUNK));
+        if (r < 0)
+                return r;
+        /* Complete frames were consumed before, so there is room. */
+        assert(conn->in_alloc > conn->in_len);
+
+        n = read(conn->fd, conn->in + conn->in_len,
+                 conn->in_alloc - conn->in_len);
+        if (n < 0) {
+                if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
+                        return 0;
+                return -errno;
+        }
+        if (n == 0) {
+                if (have > 0)
+                        conn_refuse(conn, "truncated frame");
+                else
+                        haven_msg_conn_close(conn);
+                return 0;
+        }
+
+        conn->in_len += (size_t) n;
+        conn_touch(conn);
+        return 0;
+}
+
+static int conn_on_io(sd_event_source *source, int fd, uint32_t revents,
+                      void *userdata) {
+        /* Our own reference: the handler or an error may close conn. */
+        _cleanup_(haven_msg_conn_unrefp) struct haven_msg_conn *conn =
+                haven_msg_conn_ref(userdata);
+        int r;
+
+        if (conn_output_pending(conn) > 0 &&
+            (revents & (EPOLLOUT | EPOLLHUP | EPOLLERR))) {
+                r = conn_flush(conn);
+                if (r < 0) {
+                        conn_disconnect(conn, r);
+                        return 0;
+                }
+        }
+
+        if (conn_wants_input(conn) &&
+            (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
+                r = conn_read(conn);
+                if (r < 0) {
+                        conn_disconnect(conn, r);
+                        return 0;
+                }
+        }
+
+        /* Also runs after a flush: frames that waited while the peer was
+         * not reading its replies are handled now. */
+        r = conn_process_input(conn);
+        if (r < 0) {
+                conn_disconnect(conn, r);
+                return 0;
+        }
+
+        conn_update_events(conn);
+        return 0;
+}
+
+static int conn_on_idle(sd_event_source *source, uint64_t usec,
+                        void *userdata) {
+        conn_disconnect(userdata, -ETIMEDOUT);
+        return 0;
+}
+
+/* Adds a connection for the accepted socket fd, which it takes over (closed
+ * on failure too). Returns 0 or a negative errno. */
+static int conn_new(struct haven_msg_server *s, int fd) {
+        _cleanup_(haven_msg_conn_unrefp) struct haven_msg_conn *conn = NULL;
+        int r;
+
+        conn = calloc(1, sizeof(*conn));
+        if (!conn) {
+                safe_close(fd);
+                return -ENOMEM;
+        }
+        conn->n_ref = 1; /* the server's */
+        conn->fd = fd;
+
+        r = sd_event_add_io(s->event, &conn->io_source, conn->fd, EPOLLIN,
+                            conn_on_io, conn);
+        if (r < 0)
+                return r;
+        if (s->idle_timeout_usec > 0) {
+                r = sd_event_add_time_relative(
+                        s->event, &conn->idle_source, CLOCK_MONOTONIC,
+                        s->idle_timeout_usec, 0, conn_on_idle, conn);
+                if (r < 0)
+                        return r;
+        }
+
+        conn->server = s;
+        conn->next = s->connections;
+        if (s->connections)
+                s->connections->prev = conn;
+        s->connections = TAKE_PTR(conn);
+        s->n_connections++;
+        return 0;
+}
+
+struct haven_msg_conn *haven_msg_conn_ref(struct haven_msg_conn *conn) {
+        if (!conn)
+                return NULL;
+        assert(conn->n_ref > 0);
+        conn->n_ref++;
+        return conn;
+}
+
+/* Drops a reference; the last one frees the connection (which is closed by
+ * then: the server holds one while it is open). Returns NULL. NULL ok. */
+struct haven_msg_conn *haven_msg_conn_unref(struct haven_msg_conn *conn) {
+        if (!conn)
+                return NULL;
+        assert(conn->n_ref > 0);
+        if (--conn->n_ref > 0)
+                return NULL;
+
+        assert(!conn_connected(conn));
+        sd_event_source_disable_unref(conn->io_source);
+        sd_event_source_disable_unref(conn->idle_source);
+        safe_close(conn->fd);
+        conn_free_buffers(conn);
+        free(conn);
+        return NULL;
+}
+
+/* Returns 0 and the peer's pid and uid as the kernel saw them at connect
+ * time (either pointer may be NULL), -ENOTCONN once the connection closed,
+ * or another negative errno. */
+int haven_msg_conn_peer(struct haven_msg_conn *conn, pid_t *ret_pid,
+                        uid_t *ret_uid) {
+        struct ucred ucred = {};
+        socklen_t len = sizeof(ucred);
+
+        assert(conn);
+
+        if (!conn_connected(conn))
+                return -ENOTCONN;
+        if (getsockopt(conn->fd, SOL_SOCKET, SO_PEERCRED, &ucred, &len) < 0)
+                return -errno;
+        if (len != sizeof(ucred))
+                return -EIO;
+
+        if (ret_pid)
+                *ret_pid = ucred.pid;
+        if (ret_uid)
+                *ret_uid = ucred.uid;
+        return 0;
+}
+
+void haven_msg_conn_set_userdata(struct haven_msg_conn *conn, void *userdata) {
+        assert(conn);
+        conn->userdata = userdata;
+}
+
+void *haven_msg_conn_get_userdata(struct haven_msg_conn *conn) {
+        assert(conn);
+        return conn->userdata;
+}
+
+/* ==== Listening socket ==== */
+
+/* Best effort, for a connection over the limit: tell the peer why before
+ * closing. A fresh socket has room for a short frame; the peer may already
+ * be gone. */
+static void server_send_busy(struct haven_msg_server *s, int fd) {
+        _cleanup_(json_object_putp) struct json_object *error = NULL;
+        _cleanup_free_ uint8_t *frame = NULL;
+        size_t size;
+
+        error = error_object_new("too-many-connections",
+                                 "the server has too many connections");
+        if (!error || haven_msg_encode(error, s->max_size, &frame, &size) < 0)
+                return;
+        (void) send(fd, frame, size, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+static int server_on_accept_retry(sd_event_source *source, uint64_t usec,
+                                  void *userdata) {
+        struct haven_msg_server *s = userdata;
+        int r;
+
+        r = sd_event_source_set_enabled(s->listen_source, SD_EVENT_ON);
+        if (r < 0)
+                (void) log_debug_errno(r,
+                                       "Message socket \"%s\": failed to "
+                                       "resume accepting, ignoring: %m",
+                                       s->path);
+        return 0;
+}
+
+/* Out of file descriptors or memory: the listening socket stays readable, so
+ * stop watching it for a moment instead of spinning. */
+static void server_pause_accept(struct haven_msg_server *s) {
+        int r;
+
+        r = sd_event_source_set_enabled(s->listen_source, SD_EVENT_OFF);
+        if (r < 0)
+                return;
+
+        if (s->accept_retry_source) {
+                r = sd_event_source_set_time_relative(s->accept_retry_source,
+                                                      ACCEPT_RETRY_USEC);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(s->accept_retry_source,
+                                                        SD_EVENT_ONESHOT);
+        } else
+                r = sd_event_add_time_relative(
+                        s->event, &s->accept_retry_source, CLOCK_MONOTONIC,
+                        ACCEPT_RETRY_USEC, 0, server_on_accept_retry, s);
+        if (r < 0) {
+                /* Spinning beats never accepting again. */
+                (void) log_debug_errno(r,
+                                       "Message socket \"%s\": failed to arm "
+                                       "accept retry timer, ignoring: %m",
+                                       s->path);
+                (void) sd_event_source_set_enabled(s->listen_source,
+                                                   SD_EVENT_ON);
+        }
+}
+
+static int server_on_accept(sd_event_source *source, int fd, uint32_t revents,
+                            void *userdata) {
+        struct haven_msg_server *s = userdata;
+        int r;
+
+        for (unsigned i = 0; i < ACCEPT_BATCH; i++) {
+                _cleanup_close_ int conn_fd = -1;
+
+                conn_fd = accept4(s->fd, NULL, NULL,
+                                  SOCK_CLOEXEC | SOCK_NONBLOCK);
+                if (conn_fd < 0) {
+                        if (errno == EAGAIN || errno == EWOULDBLOCK)
+                                return 0;
+                        if (errno == EINTR || errno == ECONNABORTED ||
+                            errno == EPROTO)
+                                continue;
+                        (void) log_debug_errno(errno,
+                                               "Message socket \"%s\": "
+                                               "failed to accept, pausing: %m",
+                                               s->path);
+                        server_pause_accept(s);
+                        return 0;
+                }
+
+                if (s->n_connections >= s->max_connections) {
+                        log_debug("Message socket \"%s\": %u connections, "
+                                  "refusing another",
+                                  s->path, s->n_connections);
+                        server_send_busy(s, conn_fd);
+                        continue;
+                }
+
+                r = conn_new(s, TAKE_FD(conn_fd));
+                if (r < 0)
+                        (void) log_debug_errno(r,
+                                               "Message socket \"%s\": "
+                                               "failed to set up connection, "
+                                               "ignoring: %m",
+                                               s->path);
+        }
+        return 0;
+}
+
+/* config->path must fit a sockaddr_un (-ENAMETOOLONG otherwise) and
+ * config->handler must be set (-EINVAL). An existing socket file at the path
+ * is replaced; any other kind of file makes bind() fail (-EADDRINUSE). The
+ * socket file is created with config->mode (0 = 0600; only the 0777 bits
+ * count) by narrowing the umask around bind(), so it is never reachable with
+ * wider permissions. max_size above HAVEN_MSG_SIZE_HARD_MAX is -EINVAL.
+ * Returns 0 and *ret, or a negative errno (nothing is left behind). */
+int haven_msg_server_new(sd_event *event,
+                         const struct haven_msg_server_config *config,
+                         struct haven_msg_server **ret) {
+        _cleanup_(haven_msg_server_freep) struct haven_msg_server *s = NULL;
+        union {
+                struct sockaddr sa;
+                struct sockaddr_un un;
+        } addr = {.un.sun_family = AF_UNIX};
+        size_t path_len;
+        struct stat st;
+        mode_t mode, old_umask;
+        int r;
+
+        assert(event);
+        assert(config);
+        assert(ret);
+
+        if (!config->path || !config->handler)
+                return -EINVAL;
+        path_len = strlen(config->path);
+        if (path_len == 0)
+                return -EINVAL;
+        if (path_len >= sizeof(addr.un.sun_path))
+                return -ENAMETOOLONG;
+        if (config->max_size > HAVEN_MSG_SIZE_HARD_MAX)
+                return -EINVAL;
+        memcpy(addr.un.sun_path, config->path, path_len);
+        mode = config->mode != 0 ? config->mode & 0777 : SOCKET_MODE_DEFAULT;
+
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        s->fd = -1;
+        s->event = sd_event_ref(event);
+        s->max_size = effective_max_size(config->max_size);
+        s->output_max = size_max(2 * (s->max_size + FRAME_HEADER_SIZE),
+                                 OUTPUT_QUEUE_MIN);
+        s->max_connections = config->max_connections > 0
+                                     ? config->max_connections
+                                     : MAX_CONNECTIONS_DEFAULT;
+        s->idle_timeout_usec = config->idle_timeout_usec;
+        s->handler = config->handler;
+        s->userdata = config->userdata;
+        s->path = strdup(config->path);
+        if (!s->path)
+                return -ENOMEM;
+
+        s->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (s->fd < 0)
+                return -errno;
+
+        /* A daemon that restarts finds its old socket file in the way. */
+        if (lstat(s->path, &st) >= 0 && S_ISSOCK(st.st_mode) &&
+            unlink(s->path) < 0 && errno != ENOENT)
+                return -errno;
+
+        /* bind() creates the file with 0777 & ~umask: exactly mode. */
+        old_umask = umask(~mode & 0777);
+        r = bind(s->fd, &addr.sa, sizeof(addr.un));
+        if (r < 0)
+                r = -errno;
+        umask(old_umask);
+        if (r < 0)
+                return r;
+        s->bound = true;
+
+        /* Remembered so that freeing removes this socket file only, not
+         * one a newer server put there since. */
+        if (lstat(s->path, &st) < 0)
+                return -errno;
+        s->socket_dev = st.st_dev;
+        s->socket_ino = st.st_ino;
+
+        if (listen(s->fd, SOMAXCONN) < 0)
+                return -errno;
+
+        r = sd_event_add_io(event, &s->listen_source, s->fd, EPOLLIN,
+                            server_on_accept, s);
+        if (r < 0)
+                return r;
+        (void) sd_event_source_set_description(s->listen_source,
+                                               "haven-msg-listen");
+
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+/* Removes the socket file, unless another server replaced it since. */
+static void server_unlink_socket(struct haven_msg_server *s) {
+        struct stat st;
+
+        if (!s->bound)
+                return;
+        if (lstat(s->path, &st) < 0 || st.st_dev != s->socket_dev ||
+            st.st_ino != s->socket_ino)
+                return;
+        if (unlink(s->path) < 0)
+                (void) log_debug_errno(errno,
+                                       "Message socket \"%s\": failed to "
+                                       "remove socket file, ignoring: %m",
+                                       s->path);
+}
+
+/* Connections still referenced elsewhere stay allocated but closed: sending
+ * on them returns -ENOTCONN. May be called from the handler. */
+struct haven_msg_server *haven_msg_server_free(struct haven_msg_server *s) {
+        if (!s)
+                return NULL;
+
+        while (s->connections)
+                conn_disconnect(s->connections, 0);
+
+        sd_event_source_disable_unref(s->listen_source);
+        sd_event_source_disable_unref(s->accept_retry_source);
+        safe_close(s->fd);
+        server_unlink_socket(s);
+        free(s->path);
+        sd_event_unref(s->event);
+        free(s);
+        return NULL;
+}
+
+unsigned haven_msg_server_connections(struct haven_msg_server *s) {
+        return s ? s->n_connections : 0;
+}
+
+/* ==== Blocking client ==== */
+
+/* Timeouts: timeout_usec bounds the whole call. UINT64_MAX waits forever;
+ * 0 does only what is possible without waiting, else -ETIMEDOUT. */
+
+struct haven_msg_client {
+        int fd;
+        size_t max_size;
+        /* A frame went out half (timeout, error): the peer would read our
+         * next bytes as the rest of it, so sending is over (-ENOTCONN). */
+        bool send_broken;
+        /* A frame over the limit was announced: what follows cannot be
+         * framed, so receiving is over (-ENOTCONN). */
+        bool recv_broken;
+        uint8_t *in; /* received: in[in_start..in_len) */
+        size_t in_start, in_len, in_alloc;
+};
+
+static uint64_t now_usec(void) {
+        struct timespec ts = {};
+
+        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+static uint64_t deadline_after(uint64_t timeout_usec) {
+        uint64_t now;
+
+        if (timeout_usec == UINT64_MAX)
+                return UINT64_MAX;
+        now = now_usec();
+        if (timeout_usec >= UINT64_MAX - now)
+                return UINT64_MAX;
+        return now + timeout_usec;
+}
+
+/* Waits until fd is ready for events or the deadline passed. Returns 0 (also
+ * on POLLHUP/POLLERR: the next read or write says what happened),
+ * -ETIMEDOUT, or a negative errno from poll(). */
+static int fd_wait(int fd, short events, uint64_t deadline) {
+        for (;;) {
+                struct pollfd pfd = {.fd = fd, .events = events};
+                int timeout_ms = -1, r;
+
+                if (deadline != UINT64_MAX) {
+                        uint64_t now = now_usec(), left_ms;
+
+                        if (now >= deadline)
+                                return -ETIMEDOUT;
+                        left_ms = (deadline - now + 999) / 1000;
+                        timeout_ms =
+                                left_ms > INT_MAX ? INT_MAX : (int) left_ms;
+                }
+
+                r = poll(&pfd, 1, timeout_ms);
+                if (r < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                if (r > 0)
+                        return 0;
+                /* Timed out (rounding): the deadline check decides. */
+        }
+}
+
+/* Does not wait: a unix socket connects at once or not at all. Returns 0 and
+ * *ret, -ENOENT / -ECONNREFUSED when no daemon listens at path, -EAGAIN when
+ * its backlog is full, -ENAMETOOLONG, -EINVAL (empty path, max_size above
+ * HAVEN_MSG_SIZE_HARD_MAX), or another negative errno. */
+int haven_msg_client_connect(const char *path, size_t max_size,
+                             struct haven_msg_client **ret) {
+        _cleanup_(haven_msg_client_freep) struct haven_msg_client *c = NULL;
+        union {
+                struct sockaddr sa;
+                struct sockaddr_un un;
+        } addr = {.un.sun_family = AF_UNIX};
+        size_t path_len;
+
+        assert(path);
+        assert(ret);
+
+        path_len = strlen(path);
+        if (path_len == 0)
+                return -EINVAL;
+        if (path_len >= sizeof(addr.un.sun_path))
+                return -ENAMETOOLONG;
+        if (max_size > HAVEN_MSG_SIZE_HARD_MAX)
+                return -EINVAL;
+        memcpy(addr.un.sun_path, path, path_len);
+
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->max_size = effective_max_size(max_size);
+        c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (c->fd < 0)
+                return -errno;
+        if (connect(c->fd, &addr.sa, sizeof(addr.un)) < 0)
+                return -errno;
+
+        *ret = TAKE_PTR(c);
+        return 0;
+}
+
+struct haven_msg_client *haven_msg_client_free(struct haven_msg_client *c) {
+        if (!c)
+                return NULL;
+        safe_close(c->fd);
+        free(c->in);
+        free(c);
+        return NULL;
+}
+
+int haven_msg_client_fd(struct haven_msg_client *c) {
+        assert(c);
+        return c->fd;
+}
+
+static int client_send_until(struct haven_msg_client *c,
+                             struct json_object *obj, uint64_t deadline) {
+        _cleanup_free_ uint8_t *frame = NULL;
+        size_t size, done = 0;
+        int r;
+
+        if (c->send_broken)
+                return -ENOTCONN;
+
+        r = haven_msg_encode(obj, c->max_size, &frame, &size);
+        if (r < 0)
+                return r;
+
+        while (done < size) {
+                ssize_t n;
+
+                n = send(c->fd, frame + done, size - done, MSG_NOSIGNAL);
+                if (n >= 0) {
+                        done += (size_t) n;
+                        continue;
+                }
+                if (errno == EINTR)
+                        continue;
+                if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                        r = fd_wait(c->fd, POLLOUT, deadline);
+                        if (r >= 0)
+                                continue;
+                } else
+                        r = -errno;
+                if (done > 0)
+                        c->send_broken = true;
+                return r;
+        }
+        return 0;
+}
+
+static int client_recv_until(struct haven_msg_client *c, uint64_t deadline,
+                             struct json_object **ret) {
+        int r;
+
+        if (c->recv_broken)
+                return -ENOTCONN;
+
+        for (;;) {
+                size_t have = c->in_len - c->in_start;
+                size_t want = FRAME_HEADER_SIZE;
+                ssize_t n;
+
+                if (have >= FRAME_HEADER_SIZE) {
+                        const uint8_t *frame = c->in + c->in_start;
+                        size_t size = frame_header_read(frame);
+                        const char *reason = NULL;
+
+                        if (size > c->max_size) {
+                                c->recv_broken = true;
+                                return -E2BIG;
+                        }
+                        if (have - FRAME_HEADER_SIZE >= size) {
+                                /* Consumed even when bad: the frame after it
+                                 * is still read correctly. */
+                                c->in_start += FRAME_HEADER_SIZE + size;
+                                r = payload_parse(frame + FRAME_HEADER_SIZE,
+                                                  size, ret, &reason);
+                                if (r == -EBADMSG)
+                                        log_debug("Message client: bad "
+                                                  "frame: %s",
+                                                  reason);
+                                return r;
+                        }
+                        want += size;
+                }
+
+                if (c->in_start > 0) {
+                        memmove(c->in, c->in + c->in_start, have);
+                        c->in_start = 0;
+                        c->in_len = have;
+                }
+                r = buffer_reserve(&c->in, &c->in_alloc,
+                                   size_max(want, READ_CHUNK));
+                if (r < 0)
+                        return r;
+
+                n = read(c->fd, c->in + c->in_len, c->in_alloc - c->in_len);
+                if (n > 0) {
+                        c->in_len += (size_t) n;
+                        continue;
+                }
+                if (n == 0)
+                        return -ECONNRESET;
+                if (errno == EINTR)
+                        continue;
+                if (errno != EAGAIN && errno != EWOULDBLOCK)
+                        return -errno;
+                r = fd_wait(c->fd, POLLIN, deadline);
+                if (r < 0)
+                        return r;
+        }
+}
+
+/* Returns 0 once the whole frame is handed to the kernel, -E2BIG when obj
+ * encodes to more than the limit (nothing sent), -ETIMEDOUT, -EPIPE when the
+ * server closed, -ENOTCONN after an earlier half-sent frame. */
+int haven_msg_client_send(struct haven_msg_client *c, struct json_object *obj,
+                          uint64_t timeout_usec) {
+        assert(c);
+        return client_send_until(c, obj, deadline_after(timeout_usec));
+}
+
+/* Messages that arrive together are buffered and returned one per call, so
+ * a caller that polls haven_msg_client_fd() must drain with timeout 0 until
+ * -ETIMEDOUT before polling again. A timeout keeps a partly received frame
+ * for the next call. After -EBADMSG the next message can still be received;
+ * after -E2BIG nothing can (-ENOTCONN). *ret is set only on success. */
+int haven_msg_client_recv(struct haven_msg_client *c, uint64_t timeout_usec,
+                          struct json_object **ret) {
+        assert(c);
+        assert(ret);
+        return client_recv_until(c, deadline_after(timeout_usec), ret);
+}
+
+/* timeout_usec bounds send and receive together. Returns the next message
+ * that arrives, which is the reply unless the server pushes unsolicited
+ * messages on this connection. */
+int haven_msg_client_call(struct haven_msg_client *c, struct json_object *req,
+                          uint64_t timeout_usec, struct json_object **ret) {
+        uint64_t deadline;
+        int r;
+
+        assert(c);
+        assert(ret);
+
+        deadline = deadline_after(timeout_usec);
+        r = client_send_until(c, req, deadline);
+        if (r < 0)
+                return r;
+        return client_recv_until(c, deadline, ret);
+}
