@@ -445,6 +445,9 @@ static int check_value(struct json_object *value,
         case HAVEN_JSON_ENUM:
                 return check_enum(value, f, error);
 
+        case HAVEN_JSON_ANY:
+                return 0;
+
         default:
                 assert(!"unknown haven_json_kind in policy");
                 return -EINVAL;

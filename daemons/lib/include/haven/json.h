@@ -61,6 +61,7 @@ enum haven_json_kind {
         HAVEN_JSON_OBJECT,
         HAVEN_JSON_ARRAY,
         HAVEN_JSON_ENUM,   /* string that must be one of `choices` */
+        HAVEN_JSON_ANY,    /* any JSON value (null only if nullable) */
         _HAVEN_JSON_KIND_MAX,
         _HAVEN_JSON_KIND_INVALID = -EINVAL,
 };

@@ -1,0 +1,240 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * havenctl, the command line of a Haven node: talks to the local
+ * haven-domaind over its unix socket (docs/domain.md, "Local socket API").
+ * main.c parses arguments and dispatches; ctl-request.c turns arguments into
+ * requests (pure), ctl-output.c turns answers into text (pure), ctl-client.c
+ * does the I/O, and one file per command group does the work. Must not:
+ * write the database itself, or print a password.
+ */
+#pragma once
+
+#include <json-c/json.h>
+#include <stdio.h>
+
+#include "haven/macro.h"
+#include "haven/msg.h"
+
+#define CTL_SOCKET_DEFAULT "/run/haven/domaind.sock"
+#define CTL_SOCKET_ENV "HAVEN_DOMAIND_SOCKET"
+
+/* What the shell sees. Commands return one of these, not an errno. */
+enum {
+        CTL_EXIT_OK = 0,
+        CTL_EXIT_FAILED = 1, /* domaind answered with an error */
+        CTL_EXIT_USAGE = 2,  /* bad arguments, or domaind not reachable */
+};
+
+#define CTL_TIMEOUT_USEC (30ULL * 1000ULL * 1000ULL)
+/* Creating or joining a cluster starts corosync and waits for quorum. */
+#define CTL_CLUSTER_TIMEOUT_USEC (180ULL * 1000ULL * 1000ULL)
+#define CTL_AUDIT_LIMIT_DEFAULT 20
+#define CTL_ASSIGNMENTS_MAX 64
+#define CTL_PASSWORD_MAX 256
+
+struct ctl {
+        /* options */
+        const char *socket_path;
+        bool json;
+        bool now;
+        bool follow;
+        unsigned limit;
+        const char *admin;
+        const char *password;      /* --password (visible in ps) */
+        const char *password_file; /* --password-file ("-" = stdin) */
+        const char *address;       /* cluster create --address */
+
+        /* the connection, opened on first use */
+        struct haven_msg_client *client;
+        /* who we are in the audit log: "havenctl:<user>" */
+        char actor[80];
+};
+
+void ctl_done(struct ctl *c);
+
+/* ==== Tables (ctl-request.c) ==== */
+
+struct ctl_table {
+        const char *name;           /* the table, as in the schema: "vms" */
+        const char *const *aliases; /* NULL-terminated: "vm", ... */
+        bool has_name;              /* rows are found by a unique "name" */
+        bool singleton;             /* exactly one row (cluster, ...) */
+        const char *read_only;      /* why add/set/delete are refused, or NULL */
+};
+
+/* Looks up a table by its name or an alias; '-' and '_' are the same.
+ * NULL if unknown. */
+const struct ctl_table *ctl_table_find(const char *name);
+/* Every table, in schema order; *ret_n set to their number. */
+const struct ctl_table *ctl_tables(size_t *ret_n);
+
+/* ==== Requests (ctl-request.c, pure) ==== */
+
+/* Errors of the pure functions: what to tell the user. */
+struct ctl_error {
+        char message[256];
+};
+
+/* Parses one "key=value", "key:=JSON" or "key==text" argument:
+ *   key=value   a JSON number, true, false, null, array or object if the
+ *               whole value is one (no surrounding blanks), else the text
+ *               as a string;
+ *   key:=JSON   the value must be JSON (any kind, strings in quotes);
+ *   key==text   always the text as a string.
+ * A key is 1..64 of [a-z0-9_], starting with a letter; "id" and "version"
+ * are refused (domaind maintains them). Returns 0, *ret_key (a pointer
+ * into arg's copy, allocated: the caller frees) and *ret_value (a new
+ * reference; NULL for JSON null), or -EINVAL with *ret_error filled. */
+int ctl_parse_assignment(const char *arg, char **ret_key,
+                         struct json_object **ret_value,
+                         struct ctl_error *ret_error);
+/* Parses n assignments into one object (column → value). Duplicate keys
+ * are -EINVAL. *ret is a new object. */
+int ctl_parse_assignments(char *const *args, size_t n, struct json_object **ret,
+                          struct ctl_error *ret_error);
+/* Whether arg is written as an assignment (has '=' after a valid key). */
+bool ctl_is_assignment(const char *arg);
+
+/* The "where" for a row given by the user: a decimal number is the row id
+ * ({"id": N}), anything else a name ({"name": arg}) if the table has names.
+ * Returns 0 and *ret (new), -EINVAL with *ret_error otherwise. */
+int ctl_row_where(const struct ctl_table *t, const char *arg,
+                  struct json_object **ret, struct ctl_error *ret_error);
+
+/* Ops of the transaction language (docs/domain.md). values is taken over
+ * (its reference moves into the op, even on failure). NULL on -ENOMEM. */
+struct json_object *ctl_op_insert(const char *table, struct json_object *values);
+struct json_object *ctl_op_update(const char *table, int64_t id, int64_t version,
+                                  struct json_object *values);
+struct json_object *ctl_op_delete(const char *table, int64_t id, int64_t version);
+struct json_object *ctl_op_simple(const char *op); /* activate, discard */
+
+/* {"request":"submit","ops":OPS,"actor":...,"audit":...}. With stage, the
+ * ops are wrapped into one {"op":"stage","ops":OPS,"summary":SUMMARY}.
+ * ops is taken over. audit/summary may be NULL. NULL on -ENOMEM. */
+struct json_object *ctl_request_submit(struct json_object *ops, bool stage,
+                                       const char *actor, const char *summary);
+/* {"request":"query","table":T[,"where":W]}; where is taken over. */
+struct json_object *ctl_request_query(const char *table, struct json_object *where);
+/* {"request":NAME} */
+struct json_object *ctl_request_simple(const char *name);
+/* cluster-create (address may be NULL) and cluster-join. */
+struct json_object *ctl_request_cluster(const char *request, const char *key,
+                                        const char *value, const char *admin,
+                                        const char *password,
+                                        const char *address);
+struct json_object *ctl_request_node_remove(const char *node, const char *actor);
+
+/* A one-line description of a change for the audit log and the staged
+ * change's summary: "set vms web1: vcpus=4 ha=on". Values of keys that
+ * contain "password" are shown as "***". Cut at 200 bytes (on a UTF-8
+ * boundary, ending in "..."). Caller frees; NULL on -ENOMEM. */
+char *ctl_change_summary(const char *verb, const char *table, const char *row,
+                         char *const *assignments, size_t n);
+
+/* Reads a password: the first line of path ("-" = stdin), without its line
+ * end. Returns 0 and *ret (caller frees, after wiping it), -EINVAL with
+ * *ret_error for an empty or overlong one, or -errno. */
+int ctl_read_password_file(const char *path, char **ret,
+                           struct ctl_error *ret_error);
+
+/* ==== Output (ctl-output.c, pure) ==== */
+
+/* Rows of text cells under titles, printed with columns aligned (two
+ * spaces between, no trailing blanks). Cells are copied and made safe for
+ * a terminal (control characters escaped). */
+struct ctl_grid;
+struct ctl_grid *ctl_grid_new(size_t n_columns, const char *const *titles);
+struct ctl_grid *ctl_grid_free(struct ctl_grid *g);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct ctl_grid *, ctl_grid_free)
+int ctl_grid_add(struct ctl_grid *g, const char *const *cells);
+size_t ctl_grid_rows(const struct ctl_grid *g);
+void ctl_grid_print(const struct ctl_grid *g, FILE *f);
+
+/* A copy of s with control characters (C0, DEL, C1) written as \n, \t, \r
+ * or \xNN and backslashes doubled only where they precede such escapes'
+ * look-alikes is not attempted: the result is for eyes, not for parsing.
+ * NULL on -ENOMEM. */
+char *ctl_text_safe(const char *s);
+/* Terminal width of UTF-8 text, counted in code points. */
+size_t ctl_text_width(const char *s);
+
+/* One value of a row as text: null "-", strings as they are, booleans
+ * "true"/"false", numbers in decimal, arrays and objects as compact JSON;
+ * integer columns that hold times (created_at, finished_at, time: µs since
+ * 1970) as "YYYY-MM-DD HH:MM:SS" local time. Caller frees. */
+char *ctl_format_value(const char *column, struct json_object *value);
+/* µs since 1970 → "YYYY-MM-DD HH:MM:SS" (local time) into buf. */
+void ctl_format_time(int64_t usec, char *buf, size_t size);
+
+/* Prints rows (an array of objects) as a grid whose columns are the union
+ * of the rows' keys in order of first appearance ("(none)" for no rows). */
+int ctl_print_rows(FILE *f, struct json_object *rows);
+/* Prints one row as "key: value" lines, keys aligned. */
+int ctl_print_record(FILE *f, struct json_object *row);
+/* Prints obj as pretty JSON and a newline. */
+void ctl_print_json(FILE *f, struct json_object *obj);
+
+/* The text of an error answer's "error" object: "message (field "x")", or
+ * the code when there is no message. Caller frees. */
+char *ctl_format_error(struct json_object *error);
+
+/* Sorts an array of row objects by their "id" (ascending; rows without an
+ * id last), in place. */
+void ctl_rows_sort_by_id(struct json_object *rows);
+
+/* ==== Talking to domaind (ctl-client.c) ==== */
+
+/* Sends req and waits for the answer (timeout 0 = CTL_TIMEOUT_USEC).
+ * Returns CTL_EXIT_OK and *ret (new reference) for a successful answer;
+ * for an error answer prints "havenctl: <message>" to stderr and returns
+ * CTL_EXIT_FAILED (*ret_error_code, if not NULL, gets the code: borrowed
+ * from a static copy that lives until the next call); when domaind cannot
+ * be reached prints why and returns CTL_EXIT_USAGE. */
+int ctl_call(struct ctl *c, struct json_object *req, uint64_t timeout_usec,
+             struct json_object **ret, const char **ret_error_code);
+/* ctl_call of a query; *ret_rows is a new reference to the rows array,
+ * sorted by id. */
+int ctl_query(struct ctl *c, const char *table, struct json_object *where,
+              struct json_object **ret_rows);
+/* Connects a second, separate connection (for subscriptions). Same
+ * returns and messages as ctl_call. */
+int ctl_connect_new(struct ctl *c, struct haven_msg_client **ret);
+/* Prints "havenctl: " + printf text + newline to stderr. Returns status. */
+int ctl_fail(int status, const char *format, ...) _printf_(2, 3);
+
+/* ==== Commands (one file per group) ==== */
+
+int ctl_status(struct ctl *c, int argc, char **argv);
+int ctl_cluster_create(struct ctl *c, int argc, char **argv);
+int ctl_cluster_join(struct ctl *c, int argc, char **argv);
+int ctl_cluster_remove(struct ctl *c, int argc, char **argv);
+int ctl_get(struct ctl *c, int argc, char **argv);
+int ctl_add(struct ctl *c, int argc, char **argv);
+int ctl_set(struct ctl *c, int argc, char **argv);
+int ctl_delete(struct ctl *c, int argc, char **argv);
+int ctl_changes(struct ctl *c, int argc, char **argv);
+int ctl_activate(struct ctl *c, int argc, char **argv);
+int ctl_discard(struct ctl *c, int argc, char **argv);
+int ctl_jobs(struct ctl *c, int argc, char **argv);
+int ctl_job_log(struct ctl *c, int argc, char **argv);
+int ctl_audit(struct ctl *c, int argc, char **argv);
+int ctl_list_tables(struct ctl *c, int argc, char **argv);
+
+/* ==== status (ctl-status.c) ==== */
+
+/* Builds the `havenctl status --json` object from domaind's answers:
+ * status (the status reply), the rows of cluster, nodes, vms and
+ * staged_changes, and the "vm/" entries of status-read (may be NULL).
+ * Pure. *ret is new. */
+int ctl_status_build(struct json_object *status, struct json_object *cluster_rows,
+                     struct json_object *node_rows, struct json_object *vm_rows,
+                     struct json_object *staged_rows,
+                     struct json_object *vm_entries, struct json_object **ret);
+/* Prints that object for people. */
+void ctl_status_print(FILE *f, struct json_object *status);
+
+/* ==== jobs (ctl-jobs.c) ==== */
+
+/* One job_log row as a line: "YYYY-MM-DD HH:MM:SS node source: line". */
+char *ctl_format_job_log_line(struct json_object *row);
