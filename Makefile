@@ -26,7 +26,7 @@ WARNFLAGS := -Wall -Wextra -Werror -Wformat-security -Wmissing-declarations \
 pkgcflags = $(shell pkg-config --cflags $(1))
 pkglibs   = $(shell pkg-config --libs $(1))
 
-LIB_PKGS  := libsystemd json-c sqlite3
+LIB_PKGS  := libsystemd json-c sqlite3 gnutls
 CPPFLAGS  += -D_GNU_SOURCE -Idaemons/lib/include
 CFLAGS    += -std=gnu11 $(OPTFLAGS) $(WARNFLAGS) -MMD -MP
 LDFLAGS   += $(SANFLAGS)
@@ -52,13 +52,20 @@ $(LIBHAVEN): $(LIB_OBJS)
 # Each program: NAME_SRCS (its folder) and NAME_PKGS (pkg-config modules on
 # top of libhaven's).
 
-PROGRAMS := haven-lab-init haven-domaind
+PROGRAMS := haven-lab-init haven-domaind haven-bench-cpg
 
 haven-lab-init_SRCS := $(wildcard tests/lab/init/*.c)
 haven-lab-init_PKGS :=
 
+haven-bench-cpg_SRCS := $(wildcard tests/bench/cpg/*.c)
+haven-bench-cpg_PKGS := libcpg
+
 haven-domaind_SRCS := $(wildcard daemons/domaind/*.c)
 haven-domaind_PKGS := libcpg libvotequorum nettle libcrypt
+
+PROGRAMS += havenctl
+havenctl_SRCS := $(wildcard daemons/ctl/*.c)
+havenctl_PKGS :=
 
 ALL_PKGS := $(LIB_PKGS) $(sort $(foreach p,$(PROGRAMS),$($(p)_PKGS))) cmocka
 
@@ -73,12 +80,29 @@ PROGRAM_BINS := $(PROGRAMS:%=$(BUILD)/bin/%)
 
 # ==== Unit tests (cmocka) ====
 
-UNIT_SRCS := $(wildcard tests/unit/test-*.c)
-UNIT_BINS := $(UNIT_SRCS:tests/unit/%.c=$(BUILD)/tests/%)
+# Each tests/unit/test-NAME.c links libhaven, plus test-NAME_EXTRA (the
+# daemon sources it tests, built as for their program) and test-NAME_PKGS
+# (the pkg-config modules those need).
 
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIBHAVEN)
-	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS) -o $@ $^ $(call pkglibs,$(LIB_PKGS) cmocka)
+UNIT_SRCS  := $(wildcard tests/unit/test-*.c)
+UNIT_NAMES := $(UNIT_SRCS:tests/unit/%.c=%)
+UNIT_BINS  := $(UNIT_NAMES:%=$(BUILD)/tests/%)
+
+test-domaind-store_EXTRA := daemons/domaind/domaind-store.c \
+                            daemons/domaind/domaind-schema.c
+test-domaind-store_PKGS  := nettle
+
+test-ctl_EXTRA := $(filter-out daemons/ctl/main.c,$(wildcard daemons/ctl/*.c))
+test-ctl_PKGS  :=
+
+ALL_PKGS += $(sort $(foreach t,$(UNIT_NAMES),$($(t)_PKGS)))
+
+define unit_template
+$(BUILD)/tests/$(1): $(BUILD)/tests/unit/$(1).o $$($(1)_EXTRA:%.c=$(BUILD)/%.o) $(LIBHAVEN)
+	@mkdir -p $$(@D)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(call pkglibs,$(LIB_PKGS) $$($(1)_PKGS) cmocka)
+endef
+$(foreach t,$(UNIT_NAMES),$(eval $(call unit_template,$(t))))
 
 all: $(PROGRAM_BINS) $(UNIT_BINS)
 

@@ -82,9 +82,10 @@ struct ctl_error {
  *   key:=JSON   the value must be JSON (any kind, strings in quotes);
  *   key==text   always the text as a string.
  * A key is 1..64 of [a-z0-9_], starting with a letter; "id" and "version"
- * are refused (domaind maintains them). Returns 0, *ret_key (a pointer
- * into arg's copy, allocated: the caller frees) and *ret_value (a new
- * reference; NULL for JSON null), or -EINVAL with *ret_error filled. */
+ * are refused (domaind maintains them). Returns 0, *ret_key (a copy of
+ * the key: the caller frees it) and *ret_value (a new reference; NULL for
+ * JSON null), or -EINVAL with *ret_error filled (nothing returned), or
+ * -ENOMEM. */
 int ctl_parse_assignment(const char *arg, char **ret_key,
                          struct json_object **ret_value,
                          struct ctl_error *ret_error);
@@ -151,10 +152,9 @@ int ctl_grid_add(struct ctl_grid *g, const char *const *cells);
 size_t ctl_grid_rows(const struct ctl_grid *g);
 void ctl_grid_print(const struct ctl_grid *g, FILE *f);
 
-/* A copy of s with control characters (C0, DEL, C1) written as \n, \t, \r
- * or \xNN and backslashes doubled only where they precede such escapes'
- * look-alikes is not attempted: the result is for eyes, not for parsing.
- * NULL on -ENOMEM. */
+/* A copy of s fit for a terminal: control characters (C0, DEL, C1) are
+ * written as \n, \t, \r or \xNN, so a value cannot move the cursor or
+ * send escape sequences. For eyes, not for parsing. NULL on -ENOMEM. */
 char *ctl_text_safe(const char *s);
 /* Terminal width of UTF-8 text, counted in code points. */
 size_t ctl_text_width(const char *s);
@@ -197,6 +197,13 @@ int ctl_call(struct ctl *c, struct json_object *req, uint64_t timeout_usec,
  * sorted by id. */
 int ctl_query(struct ctl *c, const char *table, struct json_object *where,
               struct json_object **ret_rows);
+/* Submits ops (taken over) as one transaction, wrapped in a stage op when
+ * stage is set, with c->actor and summary (the audit text and the staged
+ * change's summary; may be NULL). Returns as ctl_call. */
+int ctl_submit(struct ctl *c, struct json_object *ops, bool stage, const char *summary,
+               struct json_object **ret_reply, const char **ret_error_code);
+/* The "id" of the first op's result in a submit answer, if there is one. */
+bool ctl_reply_first_id(struct json_object *reply, int64_t *ret);
 /* Connects a second, separate connection (for subscriptions). Same
  * returns and messages as ctl_call. */
 int ctl_connect_new(struct ctl *c, struct haven_msg_client **ret);

@@ -20,9 +20,9 @@
 
 #define NAME_CHECK(col)                                                        \
         "CONSTRAINT \"" col ": must be 1 to 63 characters (letters, digits, "  \
-        "'.', '_' or '-'), starting with a letter or digit\" CHECK (length("   \
-        col ") BETWEEN 1 AND 63 AND " col " GLOB '[A-Za-z0-9]*' AND " col     \
-        " NOT GLOB '*[^A-Za-z0-9._-]*')"
+        "'.', '_' or '-'), starting with a letter or digit\" CHECK "           \
+        "(length(" col ") BETWEEN 1 AND 63 AND " col                           \
+        " GLOB '[A-Za-z0-9]*' AND " col " NOT GLOB '*[^A-Za-z0-9._-]*')"
 
 /* A DNS name or an IPv4/IPv6 address written out, no port. */
 #define HOST_CHECK(col)                                                        \
@@ -32,8 +32,8 @@
         " GLOB '[A-Za-z0-9:]*' AND " col " NOT GLOB '*[^A-Za-z0-9.:_-]*')"
 
 #define RANGE_CHECK(col, lo, hi)                                               \
-        "CONSTRAINT \"" col ": must be between " lo " and " hi "\" CHECK ("   \
-        col " BETWEEN " lo " AND " hi ")"
+        "CONSTRAINT \"" col ": must be between " lo " and " hi                 \
+        "\" CHECK (" col " BETWEEN " lo " AND " hi ")"
 
 #define TIME_CHECK(col)                                                        \
         "CONSTRAINT \"" col ": must be a time in microseconds since 1970\" "   \
@@ -51,27 +51,31 @@
  * hence the CASE: json_valid() first. */
 #define JSON_CHECK(col, type, max)                                             \
         "CONSTRAINT \"" col ": must be a JSON " type " of at most " max        \
-        " characters\" CHECK (CASE WHEN json_valid(" col ") THEN json_type("  \
-        col ") = '" type "' AND length(" col ") <= " max " ELSE 0 END)"
+        " characters\" CHECK (CASE WHEN json_valid(" col                       \
+        ") THEN json_type(" col ") = '" type "' AND length(" col ") <= " max   \
+        " ELSE 0 END)"
 
 /* An absolute path of printable ASCII without "." or ".." components. */
 #define PATH_CHECK(col)                                                        \
-        "CONSTRAINT \"" col ": must be an absolute path of at most 4096 "     \
-        "printable characters, without '.' or '..' components\" CHECK ("      \
-        "length(" col ") BETWEEN 2 AND 4096 AND " col " GLOB '/*' AND " col   \
-        " NOT GLOB '*[^ -~]*' AND " col " NOT GLOB '*/./*' AND " col          \
-        " NOT GLOB '*/../*' AND " col " NOT GLOB '*/.' AND " col              \
+        "CONSTRAINT \"" col ": must be an absolute path of at most 4096 "      \
+        "printable characters, without '.' or '..' components\" CHECK ("       \
+        "length(" col ") BETWEEN 2 AND 4096 AND " col " GLOB '/*' AND " col    \
+        " NOT GLOB '*[^ -~]*' AND " col " NOT GLOB '*/./*' AND " col           \
+        " NOT GLOB '*/../*' AND " col " NOT GLOB '*/.' AND " col               \
         " NOT GLOB '*/..' AND " col " NOT GLOB '*//*')"
 
 #define HEX "[0-9a-f]"
 #define HEX4 HEX HEX HEX HEX
-#define UUID_GLOB "'" HEX4 HEX4 "-" HEX4 "-" HEX4 "-" HEX4 "-" HEX4 HEX4 HEX4 "'"
+#define UUID_GLOB                                                              \
+        "'" HEX4 HEX4 "-" HEX4 "-" HEX4 "-" HEX4 "-" HEX4 HEX4 HEX4 "'"
 #define MAC_GLOB                                                               \
-        "'" HEX HEX ":" HEX HEX ":" HEX HEX ":" HEX HEX ":" HEX HEX ":" HEX   \
-        HEX "'"
+        "'" HEX HEX ":" HEX HEX ":" HEX HEX ":" HEX HEX ":" HEX HEX            \
+        ":" HEX HEX "'"
 
 /* ==== Migrations ==== */
 
+/* The SQL is laid out by hand, one column a line. */
+/* clang-format off */
 static const char schema_v1[] =
         /* Local, not replicated: the store's own state, written in the same
          * SQLite transaction as every change. */
@@ -341,6 +345,8 @@ static const char schema_v1[] =
         " detail TEXT NOT NULL " LENGTH_CHECK("detail", "1024")
         ") STRICT;";
 
+/* clang-format on */
+
 const struct haven_migration schema_migrations[] = {
         {"initial schema", schema_v1},
 };
@@ -349,11 +355,12 @@ const size_t schema_migrations_count = ELEMENTSOF(schema_migrations);
 /* ==== Facts SQL does not carry ==== */
 
 const char *const schema_tables[] = {
-        "cluster",        "nodes",          "networks",  "hosts",
-        "infrastructure", "administrators", "fence_devices",
-        "fence_outlets",  "disks",          "vms",       "vm_disks",
-        "vm_nics",        "vm_cdroms",      "staged_changes",
-        "jobs",           "job_log",        "audit",     NULL,
+        "cluster",       "nodes",          "networks",
+        "hosts",         "infrastructure", "administrators",
+        "fence_devices", "fence_outlets",  "disks",
+        "vms",           "vm_disks",       "vm_nics",
+        "vm_cdroms",     "staged_changes", "jobs",
+        "job_log",       "audit",          NULL,
 };
 
 const struct schema_table_rule schema_table_rules[] = {

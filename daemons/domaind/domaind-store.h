@@ -65,7 +65,9 @@ struct store_tx {
  * table/column, constraint violated), -ENOENT (row does not exist) or another
  * negative errno for internal errors. On success the version is incremented
  * by one, the checksum updated, and *ret_result (if not NULL) is a new
- * object {"version": N, "results": [ {"id": ID} | {} per op ]}. */
+ * object {"version": N, "results": [ {"id": ID} | {} per op ]}: the id of
+ * the row an insert created, of the staged change a stage created, of the
+ * job an activate created; {} for the other ops. */
 int store_apply(struct store *s, const struct store_tx *tx,
                 struct json_object **ret_result, struct store_error *ret_error);
 

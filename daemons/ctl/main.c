@@ -1,0 +1,243 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * havenctl: arguments and dispatch only. Options are parsed once for all
+ * commands (GNU style, anywhere on the line); each command says which it
+ * accepts; the work is in ctl-*.c. Exit status: 0 ok, 1 domaind answered
+ * with an error, 2 usage error or domaind not reachable.
+ */
+#include <getopt.h>
+#include <pwd.h>
+
+#include "ctl.h"
+#include "haven/log.h"
+
+enum {
+        OPT_JSON = 1u << 0,
+        OPT_NOW = 1u << 1,
+        OPT_FOLLOW = 1u << 2,
+        OPT_LIMIT = 1u << 3,
+        OPT_ADMIN = 1u << 4,
+        OPT_PASSWORD = 1u << 5,
+        OPT_ADDRESS = 1u << 6,
+};
+
+static const struct command {
+        const char *verb;
+        const char *object; /* second word, or NULL */
+        int (*run)(struct ctl *c, int argc, char **argv);
+        unsigned options;
+} commands[] = {
+        { "status", NULL, ctl_status, OPT_JSON },
+        { "cluster", "create", ctl_cluster_create, OPT_JSON | OPT_ADMIN | OPT_PASSWORD | OPT_ADDRESS },
+        { "cluster", "join", ctl_cluster_join, OPT_JSON | OPT_ADMIN | OPT_PASSWORD },
+        { "cluster", "remove", ctl_cluster_remove, OPT_JSON },
+        { "get", NULL, ctl_get, OPT_JSON },
+        { "add", NULL, ctl_add, OPT_JSON | OPT_NOW },
+        { "set", NULL, ctl_set, OPT_JSON | OPT_NOW },
+        { "delete", NULL, ctl_delete, OPT_JSON | OPT_NOW },
+        { "changes", NULL, ctl_changes, OPT_JSON },
+        { "activate", NULL, ctl_activate, OPT_JSON | OPT_FOLLOW },
+        { "discard", NULL, ctl_discard, OPT_JSON },
+        { "jobs", NULL, ctl_jobs, OPT_JSON },
+        { "job", "log", ctl_job_log, OPT_JSON | OPT_FOLLOW },
+        { "audit", NULL, ctl_audit, OPT_JSON | OPT_LIMIT },
+        { "tables", NULL, ctl_list_tables, 0 },
+};
+
+static void help(FILE *f) {
+        fputs("Usage: havenctl [--socket PATH] COMMAND [ARGS...] [OPTIONS]\n"
+              "\n"
+              "The command line of a Haven node; talks to the local haven-domaind.\n"
+              "\n"
+              "Commands:\n"
+              "  status [--json]                      the cluster at a glance\n"
+              "  cluster create NAME --admin NAME --password-file FILE [--address ADDR]\n"
+              "  cluster join ADDRESS --admin NAME --password-file FILE\n"
+              "  cluster remove NODE                  take a node out of the cluster\n"
+              "  get TABLE [NAME|ID] [COLUMN=VALUE...] [--json]\n"
+              "  add TABLE COLUMN=VALUE... [--now]    stage a new row\n"
+              "  set TABLE NAME|ID COLUMN=VALUE... [--now]\n"
+              "                                       stage a change of a row\n"
+              "  delete TABLE NAME|ID [--now]         stage the removal of a row\n"
+              "  changes [--json]                     the staged changes\n"
+              "  activate [--follow]                  apply every staged change\n"
+              "  discard                              drop every staged change\n"
+              "  jobs [--json]                        jobs (activations, ...)\n"
+              "  job log ID [--follow]                a job's log; --follow waits for its end\n"
+              "  audit [--limit N] [--json]           the last N changes (default 20)\n"
+              "  tables                               the tables and their aliases\n"
+              "\n"
+              "Values (add, set, and filters of get):\n"
+              "  COLUMN=VALUE    a JSON number, true, false, null, [array] or {object} if\n"
+              "                  VALUE is exactly one, otherwise the text as a string\n"
+              "  COLUMN:=JSON    always JSON (a string needs its quotes: name:='\"x\"')\n"
+              "  COLUMN==TEXT    always the text as a string (mac==52:54:00:00:00:01,\n"
+              "                  description==true)\n"
+              "Rows are named by their name or their numeric id. Tables take plural or\n"
+              "singular names (vms, vm). add, set and delete are staged until\n"
+              "\"havenctl activate\"; --now applies them at once.\n"
+              "\n"
+              "Options:\n"
+              "  --socket PATH          domaind's socket (default " CTL_SOCKET_DEFAULT ",\n"
+              "                         or $" CTL_SOCKET_ENV ")\n"
+              "  --json                 machine-readable output\n"
+              "  --now                  apply instead of staging\n"
+              "  -f, --follow           follow a job until it is done or failed\n"
+              "  -n, --limit N          how many audit entries\n"
+              "  --admin NAME           the cluster's administrator\n"
+              "  --password-file FILE   the administrator's password: the first line of\n"
+              "                         FILE (\"-\" for standard input)\n"
+              "  --password PASSWORD    the same on the command line (visible in ps!)\n"
+              "  --address ADDRESS      cluster create: this node's interconnect address\n"
+              "  -h, --help             this text\n"
+              "\n"
+              "Exit status: 0 ok, 1 haven-domaind answered with an error, 2 usage error\n"
+              "or haven-domaind not reachable.\n",
+              f);
+}
+
+static void set_actor(struct ctl *c) {
+        struct passwd *pw = getpwuid(geteuid());
+
+        if (pw && pw->pw_name)
+                snprintf(c->actor, sizeof c->actor, "havenctl:%.60s", pw->pw_name);
+        else
+                snprintf(c->actor, sizeof c->actor, "havenctl:uid%u", (unsigned) geteuid());
+}
+
+static int parse_limit(const char *s, unsigned *ret) {
+        char *end;
+        unsigned long v;
+
+        errno = 0;
+        v = strtoul(s, &end, 10);
+        if (errno != 0 || end == s || *end || s[0] == '-' || v == 0 || v > 100000)
+                return -EINVAL;
+        *ret = (unsigned) v;
+        return 0;
+}
+
+static const char *option_name(unsigned bit) {
+        switch (bit) {
+        case OPT_JSON: return "--json";
+        case OPT_NOW: return "--now";
+        case OPT_FOLLOW: return "--follow";
+        case OPT_LIMIT: return "--limit";
+        case OPT_ADMIN: return "--admin";
+        case OPT_PASSWORD: return "--password-file/--password";
+        case OPT_ADDRESS: return "--address";
+        default: return "?";
+        }
+}
+
+int main(int argc, char **argv) {
+        enum { ARG_SOCKET = 0x100, ARG_JSON, ARG_NOW, ARG_ADMIN, ARG_PASSWORD,
+               ARG_PASSWORD_FILE, ARG_ADDRESS };
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "socket", required_argument, NULL, ARG_SOCKET },
+                { "json", no_argument, NULL, ARG_JSON },
+                { "now", no_argument, NULL, ARG_NOW },
+                { "follow", no_argument, NULL, 'f' },
+                { "limit", required_argument, NULL, 'n' },
+                { "admin", required_argument, NULL, ARG_ADMIN },
+                { "password", required_argument, NULL, ARG_PASSWORD },
+                { "password-file", required_argument, NULL, ARG_PASSWORD_FILE },
+                { "address", required_argument, NULL, ARG_ADDRESS },
+                {}
+        };
+        struct ctl c = { .limit = CTL_AUDIT_LIMIT_DEFAULT };
+        const struct command *cmd = NULL;
+        unsigned given = 0;
+        const char *e;
+        int opt, status, words;
+
+        log_set_ident("havenctl");
+        log_parse_environment();
+
+        while ((opt = getopt_long(argc, argv, "hfn:", options, NULL)) >= 0)
+                switch (opt) {
+                case 'h':
+                        help(stdout);
+                        return CTL_EXIT_OK;
+                case ARG_SOCKET:
+                        c.socket_path = optarg;
+                        break;
+                case ARG_JSON:
+                        c.json = true;
+                        given |= OPT_JSON;
+                        break;
+                case ARG_NOW:
+                        c.now = true;
+                        given |= OPT_NOW;
+                        break;
+                case 'f':
+                        c.follow = true;
+                        given |= OPT_FOLLOW;
+                        break;
+                case 'n':
+                        if (parse_limit(optarg, &c.limit) < 0)
+                                return ctl_fail(CTL_EXIT_USAGE,
+                                                "--limit wants a number from 1 to 100000");
+                        given |= OPT_LIMIT;
+                        break;
+                case ARG_ADMIN:
+                        c.admin = optarg;
+                        given |= OPT_ADMIN;
+                        break;
+                case ARG_PASSWORD:
+                        c.password = optarg;
+                        given |= OPT_PASSWORD;
+                        break;
+                case ARG_PASSWORD_FILE:
+                        c.password_file = optarg;
+                        given |= OPT_PASSWORD;
+                        break;
+                case ARG_ADDRESS:
+                        c.address = optarg;
+                        given |= OPT_ADDRESS;
+                        break;
+                default:
+                        fputs("Try \"havenctl --help\".\n", stderr);
+                        return CTL_EXIT_USAGE;
+                }
+
+        if (!c.socket_path) {
+                e = getenv(CTL_SOCKET_ENV);
+                c.socket_path = e && *e ? e : CTL_SOCKET_DEFAULT;
+        }
+        if (optind >= argc) {
+                help(stderr);
+                return CTL_EXIT_USAGE;
+        }
+        if (streq(argv[optind], "help")) {
+                help(stdout);
+                return CTL_EXIT_OK;
+        }
+
+        for (size_t i = 0; i < ELEMENTSOF(commands) && !cmd; i++) {
+                if (!streq(argv[optind], commands[i].verb))
+                        continue;
+                if (!commands[i].object)
+                        cmd = &commands[i];
+                else if (optind + 1 < argc && streq(argv[optind + 1], commands[i].object))
+                        cmd = &commands[i];
+        }
+        if (!cmd) {
+                bool group = streq(argv[optind], "cluster") || streq(argv[optind], "job");
+                return ctl_fail(CTL_EXIT_USAGE, "unknown command \"%s%s%s\" (try \"havenctl --help\")",
+                                argv[optind], group && optind + 1 < argc ? " " : "",
+                                group && optind + 1 < argc ? argv[optind + 1] : "");
+        }
+        for (unsigned bit = 1; bit <= OPT_ADDRESS; bit <<= 1)
+                if ((given & bit) && !(cmd->options & bit))
+                        return ctl_fail(CTL_EXIT_USAGE, "%s does not apply to \"%s%s%s\"",
+                                        option_name(bit), cmd->verb, cmd->object ? " " : "",
+                                        cmd->object ? cmd->object : "");
+
+        set_actor(&c);
+        words = cmd->object ? 2 : 1;
+        status = cmd->run(&c, argc - optind - words, argv + optind + words);
+        ctl_done(&c);
+        return status;
+}
