@@ -56,12 +56,15 @@
 #define CREDENTIALS_FILE_MAX (64u * 1024u)
 /* Nodes' clocks may disagree when one is new. */
 #define CERT_BACKDATE_SEC (24 * 3600)
+/* 9999-12-31T23:59:59Z, RFC 5280's "no well-defined expiration date". GnuTLS
+ * 3.7's GNUTLS_X509_NO_WELL_DEFINED_EXPIRATION is encoded as a date in 2106
+ * instead. */
+#define CERT_NO_EXPIRATION ((time_t) 253402300799LL)
 /* X.520 upper bound for a common name. */
 #define COMMON_NAME_MAX 64u
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(gnutls_x509_crt_t, gnutls_x509_crt_deinit)
 DEFINE_TRIVIAL_CLEANUP_FUNC(gnutls_x509_privkey_t, gnutls_x509_privkey_deinit)
-DEFINE_TRIVIAL_CLEANUP_FUNC(gnutls_session_t, gnutls_deinit)
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct addrinfo *, freeaddrinfo)
 
 static size_t size_max(size_t a, size_t b) {
@@ -302,8 +305,7 @@ static ssize_t transport_pull(gnutls_transport_ptr_t ptr, void *data,
 
 /* GnuTLS would wait here only with its own timeouts, which are off: we keep
  * time ourselves. Never waits. */
-static int transport_pull_timeout(gnutls_transport_ptr_t ptr,
-                                  unsigned int ms) {
+static int transport_pull_timeout(gnutls_transport_ptr_t ptr, unsigned int ms) {
         struct transport *t = ptr;
         struct pollfd pfd = {.fd = t->fd, .events = POLLIN};
         int r;
@@ -477,8 +479,8 @@ static int file_write_atomic(int dir_fd, const char *name,
                  * so the key is never readable by others, not even
                  * briefly. */
                 fd = openat(dir_fd, tmp,
-                            O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC |
-                                    O_NOCTTY | O_NOFOLLOW,
+                            O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY |
+                                    O_NOFOLLOW,
                             mode);
                 if (fd < 0 && errno != EEXIST)
                         return -errno;
@@ -505,8 +507,7 @@ static int file_write_atomic(int dir_fd, const char *name,
 }
 
 static int key_load(int dir_fd, gnutls_x509_privkey_t *ret) {
-        _cleanup_(gnutls_x509_privkey_deinitp) gnutls_x509_privkey_t key =
-                NULL;
+        _cleanup_(gnutls_x509_privkey_deinitp) gnutls_x509_privkey_t key = NULL;
         gnutls_datum_t pem = {};
         int r;
 
@@ -527,8 +528,7 @@ static int key_load(int dir_fd, gnutls_x509_privkey_t *ret) {
 }
 
 static int key_generate(gnutls_x509_privkey_t *ret) {
-        _cleanup_(gnutls_x509_privkey_deinitp) gnutls_x509_privkey_t key =
-                NULL;
+        _cleanup_(gnutls_x509_privkey_deinitp) gnutls_x509_privkey_t key = NULL;
         int r;
 
         r = gnutls_x509_privkey_init(&key);
@@ -614,8 +614,8 @@ static int crt_generate(gnutls_x509_privkey_t key, gnutls_x509_crt_t *ret) {
                 r = gnutls_x509_crt_set_activation_time(
                         crt, time(NULL) - CERT_BACKDATE_SEC);
         if (r >= 0)
-                r = gnutls_x509_crt_set_expiration_time(
-                        crt, GNUTLS_X509_NO_WELL_DEFINED_EXPIRATION);
+                r = gnutls_x509_crt_set_expiration_time(crt,
+                                                        CERT_NO_EXPIRATION);
         if (r >= 0)
                 r = gnutls_x509_crt_set_key(crt, key);
         if (r >= 0)
@@ -666,8 +666,8 @@ static int crt_check_key(gnutls_x509_crt_t crt, gnutls_x509_privkey_t key) {
                                        &crt_id_size);
         if (r < 0)
                 return parse_error(r);
-        r = gnutls_x509_privkey_get_key_id(key, GNUTLS_KEYID_USE_SHA256,
-                                           key_id, &key_id_size);
+        r = gnutls_x509_privkey_get_key_id(key, GNUTLS_KEYID_USE_SHA256, key_id,
+                                           &key_id_size);
         if (r < 0)
                 return crypto_error(r);
         if (crt_id_size != key_id_size ||
@@ -678,39 +678,45 @@ static int crt_check_key(gnutls_x509_crt_t crt, gnutls_x509_privkey_t key) {
 
 static int credentials_new(gnutls_x509_crt_t crt, gnutls_x509_privkey_t key,
                            struct haven_peer_credentials **ret) {
-        _cleanup_(haven_peer_credentials_freep)
-                struct haven_peer_credentials *c = NULL;
-        size_t size = SHA256_SIZE;
+        gnutls_certificate_credentials_t certificate = NULL;
+        uint8_t fingerprint[SHA256_SIZE];
+        size_t size = sizeof(fingerprint);
+        struct haven_peer_credentials *c;
         int r;
 
-        c = calloc(1, sizeof(*c));
-        if (!c)
-                return -ENOMEM;
-        c->n_ref = 1;
+        r = gnutls_x509_crt_get_fingerprint(crt, GNUTLS_DIG_SHA256, fingerprint,
+                                            &size);
+        if (r < 0)
+                return crypto_error(r);
+        if (size != SHA256_SIZE)
+                return -EIO;
 
-        r = gnutls_x509_crt_get_fingerprint(crt, GNUTLS_DIG_SHA256,
-                                            c->fingerprint, &size);
-        if (r < 0 || size != SHA256_SIZE)
-                return r < 0 ? crypto_error(r) : -EIO;
-
-        r = gnutls_certificate_allocate_credentials(&c->certificate);
+        r = gnutls_certificate_allocate_credentials(&certificate);
         if (r < 0)
                 return crypto_error(r);
         /* Copies both. */
-        r = gnutls_certificate_set_x509_key(c->certificate, &crt, 1, key);
-        if (r == GNUTLS_E_CERTIFICATE_KEY_MISMATCH)
-                return -EKEYREJECTED;
-        if (r < 0)
-                return crypto_error(r);
+        r = gnutls_certificate_set_x509_key(certificate, &crt, 1, key);
+        if (r >= 0) {
+                c = calloc(1, sizeof(*c));
+                if (!c)
+                        r = GNUTLS_E_MEMORY_ERROR;
+        }
+        if (r < 0) {
+                gnutls_certificate_free_credentials(certificate);
+                return r == GNUTLS_E_CERTIFICATE_KEY_MISMATCH ? -EKEYREJECTED
+                                                              : crypto_error(r);
+        }
 
-        *ret = TAKE_PTR(c);
+        c->n_ref = 1;
+        c->certificate = certificate;
+        memcpy(c->fingerprint, fingerprint, SHA256_SIZE);
+        *ret = c;
         return 0;
 }
 
-int haven_peer_credentials_load_or_create(
-        const char *dir, struct haven_peer_credentials **ret) {
-        _cleanup_(gnutls_x509_privkey_deinitp) gnutls_x509_privkey_t key =
-                NULL;
+int haven_peer_credentials_load_or_create(const char *dir,
+                                          struct haven_peer_credentials **ret) {
+        _cleanup_(gnutls_x509_privkey_deinitp) gnutls_x509_privkey_t key = NULL;
         _cleanup_(gnutls_x509_crt_deinitp) gnutls_x509_crt_t crt = NULL;
         _cleanup_close_ int dir_fd = -1;
         int r;
@@ -802,8 +808,9 @@ struct haven_peer_conn {
         char remote_address[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
 
         bool handshake_done;
-        bool closing;       /* no more input; close_notify once flushed */
-        bool lingering;     /* close_notify sent; draining input */
+        bool closing;     /* no more input; close_notify once flushed */
+        bool lingering;   /* close_notify sent; draining input */
+        bool peer_closed; /* the peer sent close_notify */
         /* The last GnuTLS call would block and needs the socket writable
          * (else readable) to go on. */
         bool tls_wants_write;
@@ -841,8 +848,7 @@ static bool conn_output_busy(const struct haven_peer_conn *conn) {
 /* Input is read and handled only while the peer keeps up with the replies:
  * once a frame's worth of output is queued, requests wait. */
 static bool conn_wants_input(const struct haven_peer_conn *conn) {
-        return conn_connected(conn) && conn->handshake_done &&
-               !conn->closing &&
+        return conn_connected(conn) && conn->handshake_done && !conn->closing &&
                conn_output_pending(conn) <
                        conn->server->max_size + FRAME_HEADER_SIZE;
 }
@@ -912,8 +918,8 @@ static void conn_timer_set(struct haven_peer_conn *conn, uint64_t usec) {
                                        conn->remote_address);
 }
 
-/* Restarts the idle timer: the peer sent or took bytes. The handshake's
- * time is not extended this way. */
+/* Restarts the idle timer: the peer sent or took bytes, or a message was
+ * queued for it. The handshake's time is not extended this way. */
 static void conn_touch(struct haven_peer_conn *conn) {
         if (conn->handshake_done && !conn->lingering)
                 conn_timer_set(conn, conn->server->timeout_usec);
@@ -950,9 +956,8 @@ static void conn_update_events(struct haven_peer_conn *conn) {
         r = sd_event_source_set_io_events(conn->io_source, events);
         if (r >= 0)
                 r = sd_event_source_set_enabled(conn->defer_source,
-                                                more_buffered
-                                                        ? SD_EVENT_ONESHOT
-                                                        : SD_EVENT_OFF);
+                                                more_buffered ? SD_EVENT_ONESHOT
+                                                              : SD_EVENT_OFF);
         if (r < 0)
                 conn_disconnect(conn, r);
 }
@@ -1013,6 +1018,10 @@ int haven_peer_conn_send(struct haven_peer_conn *conn,
         if (r < 0)
                 return r;
 
+        /* Activity: an answer that comes when the idle timer is due too
+         * must go out, not be dropped with the connection. A peer that
+         * does not take it is dropped a timeout later. */
+        conn_touch(conn);
         conn_update_events(conn);
         return 0;
 }
@@ -1117,6 +1126,7 @@ static int conn_process_input(struct haven_peer_conn *conn) {
 /* The peer sent close_notify: a half-received frame gets an error (best
  * effort; TLS 1.3 peers can still read), otherwise we say goodbye too. */
 static void conn_on_eof(struct haven_peer_conn *conn) {
+        conn->peer_closed = true;
         if (conn_input_size(conn) > 0)
                 conn_refuse(conn, "truncated frame");
         else
@@ -1172,8 +1182,7 @@ static int conn_receive(struct haven_peer_conn *conn) {
                 if (tls_would_block(n)) {
                         conn->read_would_block = true;
                         conn->tls_wants_write =
-                                gnutls_record_get_direction(conn->session) ==
-                                1;
+                                gnutls_record_get_direction(conn->session) == 1;
                         return 0;
                 }
                 if (n == GNUTLS_E_REHANDSHAKE)
@@ -1329,14 +1338,17 @@ static void conn_run(struct haven_peer_conn *conn) {
                 if (r >= 0 && conn_connected(conn) && !conn->lingering)
                         r = conn_flush(conn);
                 if (r < 0) {
-                        conn_disconnect(conn, r);
+                        /* A peer that said goodbye may be gone before ours
+                         * reaches it: that is how connections end. */
+                        conn_disconnect(conn, conn->peer_closed ? 0 : r);
                         return;
                 }
         }
         if (conn_connected(conn) && conn->lingering) {
+                /* Whatever ends the lingering, nothing is lost. */
                 r = conn_linger(conn);
                 if (r != 0) {
-                        conn_disconnect(conn, r < 0 ? r : 0);
+                        conn_disconnect(conn, 0);
                         return;
                 }
         }
@@ -1599,8 +1611,8 @@ static int listen_socket(const struct sockaddr *addr, socklen_t len) {
         _cleanup_close_ int fd = -1;
         static const int one = 1, zero = 0;
 
-        fd = socket(addr->sa_family,
-                    SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        fd = socket(addr->sa_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
+                    0);
         if (fd < 0)
                 return -errno;
         if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
@@ -2012,8 +2024,9 @@ int haven_peer_client_connect(const char *host, uint16_t port,
         return r;
 }
 
-void haven_peer_client_fingerprint(const struct haven_peer_client *c,
-                                   char buf[static HAVEN_PEER_FINGERPRINT_SIZE]) {
+void haven_peer_client_fingerprint(
+        const struct haven_peer_client *c,
+        char buf[static HAVEN_PEER_FINGERPRINT_SIZE]) {
         assert(c);
         fingerprint_format(c->fingerprint, buf);
 }
@@ -2052,10 +2065,8 @@ static int client_send_until(struct haven_peer_client *c,
                 }
                 if (tls_would_block(n))
                         r = client_wait(c, deadline);
-                else if (gnutls_error_is_fatal((int) n))
-                        r = tls_error(&c->transport, n);
                 else
-                        continue;
+                        r = tls_error(&c->transport, n);
                 if (r < 0) {
                         /* GnuTLS may hold part of a record: the stream is
                          * out of step whatever was counted. */
@@ -2132,8 +2143,8 @@ static int client_recv_until(struct haven_peer_client *c, uint64_t deadline,
         }
 }
 
-int haven_peer_client_send(struct haven_peer_client *c,
-                           struct json_object *obj, uint64_t timeout_usec) {
+int haven_peer_client_send(struct haven_peer_client *c, struct json_object *obj,
+                           uint64_t timeout_usec) {
         assert(c);
         return client_send_until(c, obj, deadline_after(timeout_usec));
 }
@@ -2145,9 +2156,8 @@ int haven_peer_client_recv(struct haven_peer_client *c, uint64_t timeout_usec,
         return client_recv_until(c, deadline_after(timeout_usec), ret);
 }
 
-int haven_peer_client_call(struct haven_peer_client *c,
-                           struct json_object *req, uint64_t timeout_usec,
-                           struct json_object **ret) {
+int haven_peer_client_call(struct haven_peer_client *c, struct json_object *req,
+                           uint64_t timeout_usec, struct json_object **ret) {
         uint64_t deadline;
         int r;
 

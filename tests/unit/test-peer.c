@@ -85,6 +85,24 @@ static int reply(struct haven_peer_conn *conn, const char *text) {
         return haven_peer_conn_send(conn, obj);
 }
 
+/* {"pad":"xxx…"} whose compact text is exactly size bytes long. */
+static struct json_object *object_of_size(size_t size) {
+        _cleanup_free_ char *pad = NULL;
+        struct json_object *obj;
+        size_t n = size - strlen("{\"pad\":\"\"}");
+
+        pad = malloc(n + 1);
+        if (!pad)
+                abort();
+        memset(pad, 'x', n);
+        pad[n] = '\0';
+        obj = json_object_new_object();
+        if (!obj)
+                abort();
+        json_object_object_add(obj, "pad", json_object_new_string(pad));
+        return obj;
+}
+
 static int on_defer_timer(sd_event_source *source, uint64_t usec,
                           void *userdata) {
         struct fixture *f = userdata;
@@ -99,7 +117,9 @@ static int on_defer_timer(sd_event_source *source, uint64_t usec,
  *   {"defer":ms}   keeps a reference and answers {"deferred":true} from a
  *                  timer ms later;
  *   {"keep":…}     keeps a reference, answers {"kept":true};
+ *   {"hold":…}     keeps a reference, no answer (the test gives it);
  *   {"whoami":…}   answers {"address":…} (the client's address);
+ *   {"many":n,"size":s}  answers with n objects of s bytes each;
  *   {"ignore":…}   no answer;
  *   {"fail":…}     answers {"bye":true} and fails (closes). */
 static int test_handler(struct haven_peer_conn *conn, struct json_object *msg,
@@ -128,10 +148,27 @@ static int test_handler(struct haven_peer_conn *conn, struct json_object *msg,
                 f->held = haven_peer_conn_ref(conn);
                 return reply(conn, "{\"kept\":true}");
         }
+        if (json_object_object_get_ex(msg, "hold", NULL)) {
+                assert_null(f->held);
+                f->held = haven_peer_conn_ref(conn);
+                return 0;
+        }
         if (json_object_object_get_ex(msg, "whoami", NULL)) {
                 snprintf(text, sizeof(text), "{\"address\":\"%s\"}",
                          haven_peer_conn_remote_address(conn));
                 return reply(conn, text);
+        }
+        if (json_object_object_get_ex(msg, "many", &value)) {
+                _cleanup_(json_object_putp) struct json_object *big =
+                        object_of_size((size_t) json_object_get_int(
+                                json_object_object_get(msg, "size")));
+
+                for (int i = json_object_get_int(value); i > 0; i--) {
+                        r = haven_peer_conn_send(conn, big);
+                        if (r < 0)
+                                return r;
+                }
+                return 0;
         }
         if (json_object_object_get_ex(msg, "ignore", NULL))
                 return 0;
@@ -172,8 +209,8 @@ static int setup(void **state) {
         assert_non_null(mkdtemp(f->dir));
         snprintf(f->creds_dir, sizeof(f->creds_dir), "%s/creds", f->dir);
         assert_int_equal(sd_event_new(&f->event), 0);
-        assert_int_equal(haven_peer_credentials_load_or_create(
-                                 f->creds_dir, &f->credentials),
+        assert_int_equal(haven_peer_credentials_load_or_create(f->creds_dir,
+                                                               &f->credentials),
                          0);
         haven_peer_credentials_fingerprint(f->credentials, f->fingerprint);
         *state = f;
@@ -194,8 +231,7 @@ static int teardown(void **state) {
 }
 
 static void start_server_with(struct fixture *f, size_t max_size,
-                              unsigned max_connections,
-                              uint64_t timeout_usec) {
+                              unsigned max_connections, uint64_t timeout_usec) {
         struct haven_peer_server_config config = {
                 .address = "127.0.0.1",
                 .port = 0,
@@ -251,7 +287,7 @@ static void run_until_deferred_fired(struct fixture *f) {
 #define child_check(expr)                                                      \
         do {                                                                   \
                 if (!(expr)) {                                                 \
-                        fprintf(stderr, "child: %s:%d: broken promise: %s\n", \
+                        fprintf(stderr, "child: %s:%d: broken promise: %s\n",  \
                                 __FILE__, __LINE__, #expr);                    \
                         _exit(1);                                              \
                 }                                                              \
@@ -310,9 +346,8 @@ static void run_child(struct fixture *f, child_fn fn) {
                 fail_msg("child failed (status 0x%x)", (unsigned) status);
 }
 
-static struct haven_peer_client *child_connect_to(const char *host,
-                                                  uint16_t port,
-                                                  const char *pin) {
+static struct haven_peer_client *
+child_connect_to(const char *host, uint16_t port, const char *pin) {
         struct haven_peer_client *c = NULL;
 
         child_check_int(haven_peer_client_connect(host, port, pin,
@@ -375,24 +410,6 @@ static void child_expect_refusal(struct haven_peer_client *c,
                         -ECONNRESET);
 }
 
-/* {"pad":"xxx…"} whose compact text is exactly size bytes long. */
-static struct json_object *object_of_size(size_t size) {
-        _cleanup_free_ char *pad = NULL;
-        struct json_object *obj;
-        size_t n = size - strlen("{\"pad\":\"\"}");
-
-        pad = malloc(n + 1);
-        if (!pad)
-                abort();
-        memset(pad, 'x', n);
-        pad[n] = '\0';
-        obj = json_object_new_object();
-        if (!obj)
-                abort();
-        json_object_object_add(obj, "pad", json_object_new_string(pad));
-        return obj;
-}
-
 /* A plain TCP connection to the server, no TLS. */
 static int child_tcp_connect(uint16_t port) {
         struct sockaddr_in addr = {
@@ -441,8 +458,8 @@ static void frame_parse_takes_one_object_per_frame(void **state) {
         assert_int_equal(json_object_get_int(json_object_object_get(obj, "a")),
                          1);
         json_object_put(TAKE_PTR(obj));
-        assert_int_equal(haven_peer_frame_parse(two + 11, 6, 0, &obj,
-                                                &consumed, &reason),
+        assert_int_equal(haven_peer_frame_parse(two + 11, 6, 0, &obj, &consumed,
+                                                &reason),
                          1);
         assert_int_equal(consumed, 6);
         assert_true(json_object_is_type(obj, json_type_object));
@@ -540,11 +557,10 @@ static void copy_file(const char *from, const char *to) {
         assert_int_equal(write(out, buf, (size_t) n), n);
 }
 
-static void credentials_are_created_once_then_reloaded_identical(
-        void **state) {
+static void credentials_are_created_once_then_reloaded_identical(void **state) {
         struct fixture *f = *state;
-        _cleanup_(haven_peer_credentials_freep)
-                struct haven_peer_credentials *again = NULL;
+        _cleanup_(haven_peer_credentials_freep) struct haven_peer_credentials
+                *again = NULL;
         char path[160], saved[160], fingerprint[HAVEN_PEER_FINGERPRINT_SIZE];
         struct stat st;
         struct dirent *de;
@@ -592,8 +608,8 @@ static void credentials_are_created_once_then_reloaded_identical(
 
 static void missing_certificate_is_made_again_for_the_same_key(void **state) {
         struct fixture *f = *state;
-        _cleanup_(haven_peer_credentials_freep)
-                struct haven_peer_credentials *again = NULL;
+        _cleanup_(haven_peer_credentials_freep) struct haven_peer_credentials
+                *again = NULL;
         char key[160], crt[160], saved[160];
 
         snprintf(key, sizeof(key), "%s/peer.key", f->creds_dir);
@@ -625,8 +641,9 @@ static void broken_or_foreign_files_are_refused(void **state) {
         snprintf(from, sizeof(from), "%s/peer.crt", other);
         snprintf(to, sizeof(to), "%s/peer.crt", f->creds_dir);
         copy_file(from, to);
-        assert_int_equal(haven_peer_credentials_load_or_create(f->creds_dir, &c),
-                         -EKEYREJECTED);
+        assert_int_equal(
+                haven_peer_credentials_load_or_create(f->creds_dir, &c),
+                -EKEYREJECTED);
         assert_null(c);
 
         /* A key file that is no key. */
@@ -659,9 +676,8 @@ static void child_request_reply(struct fixture *f) {
         child_expect(c, "{\"whoami\":true}", "{\"address\":\"127.0.0.1\"}");
 
         /* Many TLS records each way. */
-        child_check_int(haven_peer_client_call(c, big, CALL_TIMEOUT_USEC,
-                                               &answer),
-                        0);
+        child_check_int(
+                haven_peer_client_call(c, big, CALL_TIMEOUT_USEC, &answer), 0);
         child_check(json_object_equal(big, answer));
 
         /* Pipelined requests are answered in order. */
@@ -676,9 +692,9 @@ static void child_request_reply(struct fixture *f) {
         }
         for (int i = 0; i < 3; i++) {
                 json_object_put(TAKE_PTR(answer));
-                child_check_int(haven_peer_client_recv(c, CALL_TIMEOUT_USEC,
-                                                       &answer),
-                                0);
+                child_check_int(
+                        haven_peer_client_recv(c, CALL_TIMEOUT_USEC, &answer),
+                        0);
                 child_check_int(json_object_get_int(
                                         json_object_object_get(answer, "i")),
                                 i);
@@ -701,6 +717,51 @@ static void request_gets_reply_over_tls(void **state) {
         assert_int_equal(f->n_handled, 8);
         assert_string_equal(f->last_address, "127.0.0.1");
         run_until_connections(f, 0);
+}
+
+/* More than loopback's socket buffers hold (the send buffer grows to
+ * 4 MiB): the server has to wait for room, in the middle of TLS records,
+ * and stop reading requests while their replies go unread. */
+#define SLOW_REQUESTS 24
+#define SLOW_REPLY_SIZE (1000u * 1000u)
+
+static void child_slow_reader(struct fixture *f) {
+        _cleanup_(haven_peer_client_freep) struct haven_peer_client *c =
+                child_connect(f);
+        struct json_object *answer = NULL;
+        char text[64];
+
+        snprintf(text, sizeof(text), "{\"many\":1,\"size\":%u}",
+                 SLOW_REPLY_SIZE);
+        for (int i = 0; i < SLOW_REQUESTS; i++) {
+                struct json_object *req = json_tokener_parse(text);
+
+                child_check_int(
+                        haven_peer_client_send(c, req, CALL_TIMEOUT_USEC), 0);
+                json_object_put(req);
+        }
+
+        (void) poll(NULL, 0, 300);
+        for (int i = 0; i < SLOW_REQUESTS; i++) {
+                const char *pad = NULL;
+
+                child_check_int(
+                        haven_peer_client_recv(c, CALL_TIMEOUT_USEC, &answer),
+                        0);
+                child_check_int(haven_json_get_string(answer, "pad", &pad), 0);
+                child_check_int(strlen(pad), SLOW_REPLY_SIZE - 10);
+                child_check(strspn(pad, "x") == strlen(pad));
+                json_object_put(TAKE_PTR(answer));
+        }
+        child_round_trip(c, "{\"after\":\"all of it\"}");
+}
+
+static void replies_wait_for_a_slow_reader(void **state) {
+        struct fixture *f = *state;
+
+        start_server(f);
+        run_child(f, child_slow_reader);
+        assert_int_equal(f->n_handled, SLOW_REQUESTS + 1);
 }
 
 static void child_whoami_over_ipv6(struct fixture *f) {
@@ -728,24 +789,87 @@ static void server_on_ipv6_loopback_is_reachable(void **state) {
         run_child(f, child_whoami_over_ipv6);
 }
 
+/* The idle timeout here is long enough that a child slowed down by a busy
+ * machine still sends its request in time. */
+#define DEFER_IDLE_TIMEOUT_USEC (500u * 1000u)
+
 static void child_deferred(struct fixture *f) {
         _cleanup_(haven_peer_client_freep) struct haven_peer_client *c =
                 child_connect(f);
 
         /* Answered 3 times the idle timeout later: a connection the
          * handler holds is not idle. */
-        child_expect(c, "{\"defer\":600}", "{\"deferred\":true}");
-        child_round_trip(c, "{\"still\":\"open\"}");
+        child_expect(c, "{\"defer\":1500}", "{\"deferred\":true}");
 }
 
 static void handler_answers_later_from_a_timer(void **state) {
         struct fixture *f = *state;
 
-        start_server_with(f, 0, 0, SHORT_TIMEOUT_USEC);
+        start_server_with(f, 0, 0, DEFER_IDLE_TIMEOUT_USEC);
         run_child(f, child_deferred);
         assert_true(f->deferred_fired);
         assert_int_equal(f->deferred_result, 0);
         assert_null(f->held);
+}
+
+static void child_hold(struct fixture *f) {
+        _cleanup_(haven_peer_client_freep) struct haven_peer_client *c =
+                child_connect(f);
+        struct json_object *req = json_tokener_parse("{\"hold\":true}");
+        _cleanup_(json_object_putp) struct json_object *answer = NULL;
+        _cleanup_(json_object_putp) struct json_object *expected =
+                json_tokener_parse("{\"late\":true}");
+
+        child_check_int(haven_peer_client_send(c, req, CALL_TIMEOUT_USEC), 0);
+        json_object_put(req);
+        child_check_int(haven_peer_client_recv(c, CALL_TIMEOUT_USEC, &answer),
+                        0);
+        child_check(json_object_equal(answer, expected));
+}
+
+static int on_late_answer(sd_event_source *source, uint64_t usec,
+                          void *userdata) {
+        struct fixture *f = userdata;
+
+        f->deferred_result = reply(f->held, "{\"late\":true}");
+        f->held = haven_peer_conn_unref(f->held);
+        f->deferred_fired = true;
+        return 0;
+}
+
+static void answer_given_when_idle_timer_is_due_still_goes_out(void **state) {
+        struct fixture *f = *state;
+        int status;
+        pid_t pid;
+
+        start_server_with(f, 0, 0, SHORT_TIMEOUT_USEC);
+        fflush(stdout);
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                child_hold(f);
+                _exit(0);
+        }
+        run_until_handled(f, 1);
+
+        /* The answer comes from a timer that is due at once and runs before
+         * the connection's own timers. The loop stalls past the idle
+         * deadline (busy elsewhere), so that in its next iteration the
+         * answer is given, the reference dropped, and the idle timer is
+         * due: the answer must still go out. */
+        assert_int_equal(sd_event_add_time_relative(f->event, &f->defer_timer,
+                                                    CLOCK_MONOTONIC, 1, 1,
+                                                    on_late_answer, f),
+                         0);
+        assert_int_equal(sd_event_source_set_priority(
+                                 f->defer_timer, SD_EVENT_PRIORITY_IMPORTANT),
+                         0);
+        (void) poll(NULL, 0, 2 * SHORT_TIMEOUT_USEC / 1000);
+
+        status = wait_running_loop(f, pid);
+        assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        assert_true(f->deferred_fired);
+        assert_int_equal(f->deferred_result, 0);
 }
 
 static void child_defer_and_leave(struct fixture *f) {
@@ -834,9 +958,9 @@ static void child_pinning(struct fixture *f) {
         c = haven_peer_client_free(c);
         for (const char *p = f->fingerprint; *p; p++)
                 if (*p != ':')
-                        lower[n++] = (char) (*p >= 'A' && *p <= 'F'
-                                                     ? *p - 'A' + 'a'
-                                                     : *p);
+                        lower[n++] =
+                                (char) (*p >= 'A' && *p <= 'F' ? *p - 'A' + 'a'
+                                                               : *p);
         lower[n] = '\0';
         c = child_connect_to("127.0.0.1", f->port, lower);
         c = haven_peer_client_free(c);
@@ -875,7 +999,7 @@ static void pinned_fingerprint_must_match(void **state) {
 static void child_garbage_then_tls(struct fixture *f) {
         static const char http[] = "GET / HTTP/1.1\r\nHost: node1\r\n\r\n";
         static const uint8_t binary[] = {0x16, 0x03, 0x01, 0xff, 0xff, 0x00,
-                                         0x00, 0x00, 0x04, '{', '}'};
+                                         0x00, 0x00, 0x04, '{',  '}'};
         int fd;
 
         fd = child_tcp_connect(f->port);
@@ -916,9 +1040,9 @@ static void child_oversized(struct fixture *f) {
 
         /* At the limit is fine. */
         c = child_connect(f);
-        child_check_int(haven_peer_client_call(c, at_limit, CALL_TIMEOUT_USEC,
-                                               &answer),
-                        0);
+        child_check_int(
+                haven_peer_client_call(c, at_limit, CALL_TIMEOUT_USEC, &answer),
+                0);
         child_check(json_object_equal(at_limit, answer));
 
         /* One byte over: an error, then the end. */
@@ -1115,16 +1239,13 @@ static void server_refuses_bad_config(void **state) {
         static const char *const not_literals[] = {"localhost", "[::1]",
                                                    "127.0.0.1:80", ""};
 
-        assert_int_equal(haven_peer_server_new(f->event, &config, &s),
-                         -EINVAL);
+        assert_int_equal(haven_peer_server_new(f->event, &config, &s), -EINVAL);
         config.handler = test_handler;
         config.credentials = NULL;
-        assert_int_equal(haven_peer_server_new(f->event, &config, &s),
-                         -EINVAL);
+        assert_int_equal(haven_peer_server_new(f->event, &config, &s), -EINVAL);
         config.credentials = f->credentials;
         config.max_size = HAVEN_PEER_SIZE_HARD_MAX + 1;
-        assert_int_equal(haven_peer_server_new(f->event, &config, &s),
-                         -EINVAL);
+        assert_int_equal(haven_peer_server_new(f->event, &config, &s), -EINVAL);
         config.max_size = 0;
         for (size_t i = 0; i < ELEMENTSOF(not_literals); i++) {
                 config.address = not_literals[i];
@@ -1160,8 +1281,10 @@ int main(void) {
                 T(missing_certificate_is_made_again_for_the_same_key),
                 T(broken_or_foreign_files_are_refused),
                 T(request_gets_reply_over_tls),
+                T(replies_wait_for_a_slow_reader),
                 T(server_on_ipv6_loopback_is_reachable),
                 T(handler_answers_later_from_a_timer),
+                T(answer_given_when_idle_timer_is_due_still_goes_out),
                 T(deferred_answer_to_departed_client_returns_enotconn),
                 T(handler_error_closes_connection_after_its_reply),
                 T(server_free_closes_connections_held_by_handlers),

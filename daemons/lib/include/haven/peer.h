@@ -66,8 +66,8 @@ struct haven_peer_credentials;
  * -EBADMSG when a file cannot be parsed, -EKEYREJECTED when the certificate
  * does not belong to the key, -EFBIG for files over 64 KiB, or another
  * negative errno (-EACCES, -ENOENT for a missing parent of dir, ...). */
-int haven_peer_credentials_load_or_create(
-        const char *dir, struct haven_peer_credentials **ret);
+int haven_peer_credentials_load_or_create(const char *dir,
+                                          struct haven_peer_credentials **ret);
 /* Drops the caller's reference; servers made with the credentials hold
  * their own, so freeing right after haven_peer_server_new() is fine.
  * Returns NULL. NULL ok. */
@@ -100,14 +100,14 @@ struct haven_peer_server_config {
         const char *address;
         uint16_t port; /* 0 = an ephemeral port, see haven_peer_server_port() */
         struct haven_peer_credentials *credentials; /* the server takes a
-                                                      * reference */
+                                                     * reference */
         size_t max_size;          /* payload limit; 0 = default */
         unsigned max_connections; /* 0 = default; further connects are
                                    * closed at once, without TLS */
         /* 0 = default. The TLS handshake must finish within it, and an open
-         * connection is closed when no bytes moved for that long, unless
-         * someone besides the server holds a reference to it (an answer is
-         * pending). */
+         * connection is closed when no bytes moved and no message was
+         * queued for that long, unless someone besides the server holds a
+         * reference to it (an answer is pending). */
         uint64_t timeout_usec;
         haven_peer_handler_t handler;
         void *userdata;
@@ -155,8 +155,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(struct haven_peer_conn *, haven_peer_conn_unref)
 const char *haven_peer_conn_remote_address(struct haven_peer_conn *conn);
 /* true until the connection is closed (or being closed). */
 bool haven_peer_conn_is_open(struct haven_peer_conn *conn);
-void haven_peer_conn_set_userdata(struct haven_peer_conn *conn,
-                                  void *userdata);
+void haven_peer_conn_set_userdata(struct haven_peer_conn *conn, void *userdata);
 void *haven_peer_conn_get_userdata(struct haven_peer_conn *conn);
 
 /* ==== Blocking client ==== */
@@ -175,7 +174,9 @@ struct haven_peer_client;
  * during the handshake, e.g. because it has too many connections), -EPROTO
  * (TLS failure: the peer does not speak TLS or no acceptable parameters),
  * -EADDRNOTAVAIL (name does not resolve), -EPERM. With several addresses
- * for a name, each is tried in turn and the last error is returned. */
+ * for a name, each is tried in turn until one connects: the last error is
+ * returned, except that -EPERM (a server answered with another
+ * certificate) and -ETIMEDOUT end the search at once. */
 int haven_peer_client_connect(const char *host, uint16_t port,
                               const char *expected_fingerprint,
                               uint64_t timeout_usec,
@@ -185,8 +186,9 @@ struct haven_peer_client *haven_peer_client_free(struct haven_peer_client *c);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct haven_peer_client *, haven_peer_client_free)
 /* The server certificate's SHA-256 fingerprint, as
  * haven_peer_credentials_fingerprint() writes it. */
-void haven_peer_client_fingerprint(const struct haven_peer_client *c,
-                                   char buf[static HAVEN_PEER_FINGERPRINT_SIZE]);
+void haven_peer_client_fingerprint(
+        const struct haven_peer_client *c,
+        char buf[static HAVEN_PEER_FINGERPRINT_SIZE]);
 /* Payload limit for both directions; 0 = default. -EINVAL above the hard
  * maximum. */
 int haven_peer_client_set_max_size(struct haven_peer_client *c,
@@ -196,8 +198,8 @@ int haven_peer_client_set_max_size(struct haven_peer_client *c,
 /* Returns 0 once the frame is handed to the kernel, -E2BIG (nothing sent),
  * -ETIMEDOUT, -EPIPE / -ECONNRESET when the server went away, -EPROTO,
  * -ENOTCONN after an earlier frame went out only in part. */
-int haven_peer_client_send(struct haven_peer_client *c,
-                           struct json_object *obj, uint64_t timeout_usec);
+int haven_peer_client_send(struct haven_peer_client *c, struct json_object *obj,
+                           uint64_t timeout_usec);
 /* Receives one message; *ret is a new reference, set only on success.
  * -ETIMEDOUT (a partly received frame is kept for the next call),
  * -ECONNRESET at the end of the stream, -EBADMSG for a bad frame (the next
@@ -206,6 +208,5 @@ int haven_peer_client_send(struct haven_peer_client *c,
 int haven_peer_client_recv(struct haven_peer_client *c, uint64_t timeout_usec,
                            struct json_object **ret);
 /* send + recv: the next message that arrives is taken for the reply. */
-int haven_peer_client_call(struct haven_peer_client *c,
-                           struct json_object *req, uint64_t timeout_usec,
-                           struct json_object **ret);
+int haven_peer_client_call(struct haven_peer_client *c, struct json_object *req,
+                           uint64_t timeout_usec, struct json_object **ret);
