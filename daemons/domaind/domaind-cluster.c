@@ -367,6 +367,33 @@ bool cluster_exists_here(struct domain *d, char *name, size_t size) {
 
 /* ==== cluster-create ==== */
 
+/* The answer to cluster-create: the transaction's result plus the cluster's
+ * name and this node's id. */
+static void on_created(struct domain *d, struct pending *p, struct json_object *result,
+                       const struct store_error *error) {
+        _cleanup_(json_object_putp) struct json_object *o = json_object_new_object();
+        char name[64];
+
+        if (!p->conn)
+                return;
+        if (p->tag)
+                haven_json_add(o, "tag", json_object_get(p->tag));
+        if (error) {
+                struct json_object *e = json_object_new_object();
+                haven_json_add(e, "code", json_object_new_string(error->code));
+                haven_json_add(e, "message", json_object_new_string(error->message));
+                haven_json_add(e, "field", error->field[0] ? json_object_new_string(error->field) : NULL);
+                haven_json_add(o, "error", e);
+        } else {
+                (void) cluster_exists_here(d, name, sizeof name);
+                json_object_object_foreach(result, key, value)
+                        haven_json_add(o, key, json_object_get(value));
+                haven_json_add(o, "cluster", json_object_new_string(name));
+                haven_json_add(o, "node_id", json_object_new_int64(d->node_id));
+        }
+        (void) haven_msg_conn_send(p->conn, o);
+}
+
 int cluster_create(struct domain *d, struct haven_msg_conn *conn, struct json_object *tag,
                    const char *name, const char *admin, const char *password,
                    const char *address_arg, struct store_error *ret_error) {
@@ -459,6 +486,7 @@ int cluster_create(struct domain *d, struct haven_msg_conn *conn, struct json_ob
         json_object_put(ops);
         if (!p)
                 return FAIL("internal", "", "out of memory");
+        p->done = on_created;
         p->wait_deadline_usec = haven_now_usec(CLOCK_MONOTONIC) + CREATE_TIMEOUT_USEC;
         log_info("Creating cluster \"%s\" with this node (%s, %s) as its first member",
                  name, d->node_name, address);

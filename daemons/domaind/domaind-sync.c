@@ -121,19 +121,21 @@ static int64_t query_int(struct domain *d, const char *sql) {
  * reaches a partition which has lost quorum in the meantime. */
 static bool stream_quorate(struct domain *d, const char **ret_reason) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
-        int64_t total, present = 0, two_node;
+        int64_t total, present = 0;
 
         total = query_int(d, "SELECT COUNT(*) FROM nodes");
         if (total <= 0)
                 return true;
-        two_node = query_int(d, "SELECT COALESCE(MAX(two_node), 0) FROM cluster");
         if (sqlite3_prepare_v2(store_db(d->store), "SELECT node_id FROM nodes", -1, &st,
                                NULL) != SQLITE_OK)
                 return false;
         while (sqlite3_step(st) == SQLITE_ROW)
                 if (domain_is_member(d, (uint32_t) sqlite3_column_int64(st, 0)))
                         present++;
-        if (two_node > 0 && total == 2)
+        /* Two nodes: corosync runs with two_node (cluster_render_corosync_conf
+         * sets it whenever the nodelist has exactly two), so either alone
+         * keeps quorum and the power strip settles a split. */
+        if (total == 2)
                 return present >= 1;
         if (2 * present > total)
                 return true;

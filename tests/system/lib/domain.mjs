@@ -3,12 +3,12 @@
 // length + one JSON object), reaching a lab node's socket from the host
 // through /proc/<node's PID 1>/root.
 import { connect } from 'node:net';
-import { nodeStatus } from './lab.mjs';
+import { initPid } from './lab.mjs';
 
 export function socketPath(node) {
-  const s = nodeStatus(node);
-  if (s.power !== 'on') throw new Error(`node${node} is powered off`);
-  return `/proc/${s.init_pid}/root/run/haven/domaind.sock`;
+  const pid = initPid(node);
+  if (!pid) throw new Error(`node${node} is powered off`);
+  return `/proc/${pid}/root/run/haven/domaind.sock`;
 }
 
 export class DomainClient {

@@ -33,6 +33,19 @@ export function status() {
   return JSON.parse(lab('status', '--json'));
 }
 
+export const LAB_DIR = process.env.HAVEN_LAB_DIR ?? '/var/tmp/haven-lab';
+
+// The host PID of a node's PID 1 straight from the lab's record (cheap: no
+// /proc scan), or null when the node is off.
+export function initPid(node) {
+  try {
+    const pid = Number(readFileSync(`${LAB_DIR}/nodes/node${node}/init.pid`, 'utf8').split(' ')[0]);
+    return existsSync(`/proc/${pid}`) ? pid : null;
+  } catch {
+    return null;
+  }
+}
+
 export function nodeStatus(node) {
   return status().nodes.find((n) => n.index === node);
 }
