@@ -52,13 +52,18 @@ $(LIBHAVEN): $(LIB_OBJS)
 # Each program: NAME_SRCS (its folder) and NAME_PKGS (pkg-config modules on
 # top of libhaven's).
 
-PROGRAMS := haven-lab-init haven-domaind haven-bench-cpg
+PROGRAMS := haven-lab-init haven-domaind haven-bench-cpg haven-bench-store
 
 haven-lab-init_SRCS := $(wildcard tests/lab/init/*.c)
 haven-lab-init_PKGS :=
 
 haven-bench-cpg_SRCS := $(wildcard tests/bench/cpg/*.c)
 haven-bench-cpg_PKGS := libcpg
+
+haven-bench-store_SRCS := tests/bench/store/main.c \
+                          daemons/domaind/domaind-store.c \
+                          daemons/domaind/domaind-schema.c
+haven-bench-store_PKGS := nettle
 
 haven-domaind_SRCS := $(wildcard daemons/domaind/*.c)
 haven-domaind_PKGS := libcpg libvotequorum nettle libcrypt

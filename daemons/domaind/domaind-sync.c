@@ -33,7 +33,7 @@ struct deferred {
 static struct {
         struct deferred *items;
         size_t n, allocated;
-        bool open;
+        bool open, wanted;
 } batch;
 
 static ino_t db_inode;
@@ -119,7 +119,7 @@ static int64_t query_int(struct domain *d, const char *sql) {
  * the same on every member at the same point of the stream. votequorum's
  * word is checked at submission; this guards against a transaction that
  * reaches a partition which has lost quorum in the meantime. */
-static bool stream_quorate(struct domain *d, const char **ret_reason) {
+static bool stream_quorate_compute(struct domain *d) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
         int64_t total, present = 0;
 
@@ -137,10 +137,37 @@ static bool stream_quorate(struct domain *d, const char **ret_reason) {
          * keeps quorum and the power strip settles a split. */
         if (total == 2)
                 return present >= 1;
-        if (2 * present > total)
-                return true;
-        if (ret_reason)
+        return 2 * present > total;
+}
+
+/* The answer only changes with the membership or the nodes table, so it is
+ * cached until one of them changes (stream_quorate_forget). */
+static struct {
+        bool valid, quorate;
+} quorum_cache;
+
+static void stream_quorate_forget(void) {
+        quorum_cache.valid = false;
+}
+
+static bool stream_quorate(struct domain *d, const char **ret_reason) {
+        if (!quorum_cache.valid) {
+                quorum_cache.quorate = stream_quorate_compute(d);
+                quorum_cache.valid = true;
+        }
+        if (!quorum_cache.quorate && ret_reason)
                 *ret_reason = "too few configuration domain members are reachable";
+        return quorum_cache.quorate;
+}
+
+static bool ops_touch_nodes(struct json_object *ops) {
+        for (size_t i = 0; ops && i < json_object_array_length(ops); i++) {
+                struct json_object *t, *op = json_object_array_get_idx(ops, i);
+                /* Activation applies staged ops of any table. */
+                if (!json_object_object_get_ex(op, "table", &t) ||
+                    streq(json_object_get_string(t), "nodes"))
+                        return true;
+        }
         return false;
 }
 
@@ -161,8 +188,15 @@ bool domain_is_writable(struct domain *d, const char **ret_reason) {
 
 /* ==== Batches ==== */
 
+/* A dispatch round may deliver transactions: they share one SQLite
+ * transaction, opened by the first of them (batch_open), so rounds that only
+ * carry sync or status messages cost no locking. */
 void sync_batch_begin(struct domain *d) {
-        if (batch.open)
+        batch.wanted = true;
+}
+
+static void batch_open(struct domain *d) {
+        if (batch.open || !batch.wanted)
                 return;
         if (store_batch_begin(d->store) < 0)
                 return;
@@ -199,9 +233,11 @@ static bool event_touches(struct json_object *event, const char *a, const char *
 
 /* Commits the batch, then answers our clients and tells subscribers. */
 void sync_batch_end(struct domain *d) {
-        bool nodes_changed = false;
+        bool nodes_changed = false, jobs_changed = false;
+        uint64_t first_version = 0;
         int r = 0;
 
+        batch.wanted = false;
         if (batch.open) {
                 r = store_batch_end(d->store);
                 batch.open = false;
@@ -228,6 +264,12 @@ void sync_batch_end(struct domain *d) {
                         api_emit(d, SUBSCRIBE_COMMIT, it->event);
                         if (!nodes_changed && event_touches(it->event, "nodes", "cluster"))
                                 nodes_changed = true;
+                        if (event_touches(it->event, "jobs", "job_log")) {
+                                struct json_object *v;
+                                if (!jobs_changed && json_object_object_get_ex(it->event, "version", &v))
+                                        first_version = (uint64_t) json_object_get_int64(v);
+                                jobs_changed = true;
+                        }
                 }
                 json_object_put(it->result);
                 json_object_put(it->event);
@@ -235,6 +277,8 @@ void sync_batch_end(struct domain *d) {
         batch.n = 0;
         if (nodes_changed)
                 cluster_after_commit(d);
+        if (jobs_changed)
+                jobs_after_commit(d, first_version, store_version(d->store));
         join_check_progress(d);
 }
 
@@ -251,11 +295,28 @@ static struct json_object *commit_event(struct json_object *ops, const char *act
                                         uint64_t version) {
         struct json_object *ev = json_object_new_object(), *tables = json_object_new_array();
 
+        bool activation = false;
+
         for (size_t i = 0; tables && i < json_object_array_length(ops); i++) {
-                struct json_object *t;
-                if (json_object_object_get_ex(json_object_array_get_idx(ops, i), "table", &t))
+                struct json_object *t, *op = json_object_array_get_idx(ops, i), *kind;
+                if (json_object_object_get_ex(op, "table", &t))
                         json_object_array_add(tables, json_object_get(t));
+                else if (json_object_object_get_ex(op, "op", &kind) &&
+                         json_object_is_type(kind, json_type_string)) {
+                        /* stage / discard / activate: the tables they always
+                         * change (an activation also changes whatever its
+                         * staged ops name; "activation" says so). */
+                        const char *k = json_object_get_string(kind);
+                        json_object_array_add(tables, json_object_new_string("staged_changes"));
+                        if (streq(k, "activate")) {
+                                json_object_array_add(tables, json_object_new_string("jobs"));
+                                json_object_array_add(tables, json_object_new_string("cluster"));
+                                activation = true;
+                        }
+                }
         }
+        if (activation)
+                haven_json_add(ev, "activation", json_object_new_boolean(true));
         haven_json_add(ev, "event", json_object_new_string("commit"));
         haven_json_add(ev, "version", json_object_new_int64((int64_t) version));
         haven_json_add(ev, "tables", tables);
@@ -305,8 +366,12 @@ static void deliver_tx(struct domain *d, struct member from, struct json_object 
                 snprintf(error.code, sizeof error.code, "invalid");
                 snprintf(error.message, sizeof error.message, "a transaction needs \"ops\"");
                 r = -EINVAL;
-        } else
+        } else {
+                batch_open(d);
                 r = store_apply(d->store, &tx, &result, &error);
+        }
+        if (r >= 0 && ops_touch_nodes(ops))
+                stream_quorate_forget();
         if (r < 0) {
                 if (p)
                         deferred_add((struct deferred) { .pending = p, .error = error, .failed = true });
@@ -522,6 +587,7 @@ static void deliver_snapshot(struct domain *d, struct member from, struct json_o
         /* A restore is its own SQLite transaction: close the batch around it. */
         sync_batch_end(d);
         r = store_restore(d->store, snap);
+        stream_quorate_forget();
         sync_batch_begin(d);
         if (r < 0)
                 log_error_errno(r, "Failed to take the snapshot from node %u: %m", from.node_id);
@@ -718,6 +784,7 @@ void sync_membership_changed(struct domain *d, const struct cpg_address *members
         for (size_t i = 0; i < n_members; i++)
                 d->members[i] = (struct member) { members[i].nodeid, members[i].pid };
         qsort(d->members, d->n_members, sizeof d->members[0], member_cmp);
+        stream_quorate_forget();
 
         for (size_t i = 0; i < n_left; i++)
                 if (!domain_is_member(d, left[i].nodeid))
@@ -730,6 +797,7 @@ void sync_membership_changed(struct domain *d, const struct cpg_address *members
 
 void sync_lost_corosync(struct domain *d) {
         d->n_members = 0;
+        stream_quorate_forget();
         d->synced = false;
         d->n_states = 0;
         free(d->snapshot_buf);
@@ -780,6 +848,7 @@ int domain_reset_store(struct domain *d) {
         if (asprintf(&shm, "%s-shm", d->db_path) >= 0)
                 (void) unlink(shm);
         r = store_open(d->db_path, &d->store);
+        stream_quorate_forget();
         if (r < 0)
                 return r;
         d->is_node = false;

@@ -162,6 +162,10 @@ struct domain {
         bool join_fetching;
         uint64_t join_deadline_usec;
 
+        /* ==== jobs ==== */
+        int64_t job_logged;     /* the last activation job this node reported on */
+        int64_t job_completed;  /* the last job this node marked done */
+
         /* ==== local API ==== */
         struct haven_msg_server *server;
         struct subscriber *subscribers;
@@ -223,6 +227,9 @@ int cluster_remove_node(struct domain *d, struct haven_msg_conn *conn, struct js
                         const char *node, const char *actor, struct store_error *ret_error);
 /* Reopens an empty store (the node left the cluster, or its file vanished). */
 int domain_reset_store(struct domain *d);
+
+/* domaind-jobs.c: activation jobs and their logs */
+void jobs_after_commit(struct domain *d, uint64_t first_version, uint64_t last_version);
 
 /* domaind-join.c: joining a cluster */
 int join_open(struct domain *d);

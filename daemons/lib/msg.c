@@ -432,6 +432,7 @@ static int conn_queue(struct haven_msg_conn *conn, const char *text,
  * the handler. */
 int haven_msg_conn_send(struct haven_msg_conn *conn, struct json_object *obj) {
         const char *text;
+        bool was_idle;
         size_t size;
         int r;
 
@@ -443,6 +444,7 @@ int haven_msg_conn_send(struct haven_msg_conn *conn, struct json_object *obj) {
         r = frame_text(obj, conn->server->max_size, &text, &size);
         if (r < 0)
                 return r;
+        was_idle = conn_output_pending(conn) == 0;
         r = conn_queue(conn, text, size);
         if (r == -ENOBUFS) {
                 /* A peer that does not read what it is sent is dropped
@@ -453,6 +455,16 @@ int haven_msg_conn_send(struct haven_msg_conn *conn, struct json_object *obj) {
         if (r < 0)
                 return r;
 
+        /* Nothing was waiting: write now rather than a loop iteration later
+         * (a reply's latency); what the socket does not take waits for
+         * EPOLLOUT as usual. */
+        if (was_idle) {
+                r = conn_flush(conn);
+                if (r < 0) {
+                        conn_disconnect(conn, r);
+                        return r;
+                }
+        }
         conn_update_events(conn);
         return 0;
 }
