@@ -97,6 +97,9 @@ test-domaind-store_EXTRA := daemons/domaind/domaind-store.c \
                             daemons/domaind/domaind-schema.c
 test-domaind-store_PKGS  := nettle
 
+test-domaind-cluster_EXTRA := $(filter-out daemons/domaind/main.c,$(wildcard daemons/domaind/*.c))
+test-domaind-cluster_PKGS  := libcpg libvotequorum nettle libcrypt
+
 test-ctl_EXTRA := $(filter-out daemons/ctl/main.c,$(wildcard daemons/ctl/*.c))
 test-ctl_PKGS  :=
 

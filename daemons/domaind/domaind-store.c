@@ -27,6 +27,13 @@
 #define STORE_CASCADE_DEPTH_MAX 8   /* the schema's longest cascade is 2 */
 #define STORE_JSON_TEXT_MAX (16u * 1024 * 1024) /* a stored JSON column */
 #define SHOWN_MAX 48 /* bytes of an outside string in a message */
+/* Columns of a table: a write's column set is a 64-bit mask (the widest
+ * table, vms, has 14). */
+#define STORE_COLUMNS_MAX 64
+/* INSERT/UPDATE statements kept per table, one per column set (the least
+ * recently used goes when a new set comes): outside input decides the
+ * sets, so the cache is bounded. */
+#define STORE_WRITE_STATEMENTS_MAX 8
 
 /* ==== Model ==== */
 
@@ -42,14 +49,32 @@ struct store_column {
         enum schema_fill fill;
 };
 
+/* A kept INSERT or UPDATE of one column set (see write_statement()). */
+struct write_statement {
+        sqlite3_stmt *stmt; /* NULL: the slot is free */
+        bool update;
+        uint64_t columns;   /* bit i: column i is written */
+        uint64_t last_used; /* store.write_clock at the last use */
+};
+
+/* The kept statements of one table, prepared at first use. Reached through
+ * a pointer so that code holding a const table can still fill them. */
+struct table_statements {
+        sqlite3_stmt *select_row; /* every column, WHERE id = ? */
+        sqlite3_stmt *delete_row; /* WHERE id = ? */
+        struct write_statement writes[STORE_WRITE_STATEMENTS_MAX];
+};
+
 struct store_table {
         const char *name;             /* static: from schema_tables */
         unsigned flags;               /* SCHEMA_NO_* */
         const char *why;              /* why the flags forbid something */
         struct store_column *columns; /* schema order; [0] is "id" */
         size_t n_columns;
-        ssize_t name_column; /* the TEXT column "name", or -1 */
-        char *column_list;   /* "\"id\", \"version\", ..." */
+        size_t version_column; /* the index of "version" */
+        ssize_t name_column;   /* the TEXT column "name", or -1 */
+        char *column_list;     /* "\"id\", \"version\", ..." */
+        struct table_statements *statements;
 };
 
 /* One foreign key: child.child_column refers to parent.parent_column. */
@@ -57,6 +82,19 @@ struct store_fk {
         const struct store_table *child, *parent;
         size_t child_column, parent_column;
         bool cascade; /* ON DELETE CASCADE (else RESTRICT or NO ACTION) */
+        sqlite3_stmt *select_children; /* kept: see delete_children() */
+};
+
+/* Transaction control, run as kept statements (see control_run()). */
+enum control {
+        CONTROL_BEGIN,
+        CONTROL_COMMIT,
+        CONTROL_ROLLBACK,
+        CONTROL_SAVEPOINT,
+        CONTROL_RELEASE,
+        CONTROL_ROLLBACK_TO,
+        _CONTROL_MAX,
+        _CONTROL_INVALID = -EINVAL,
 };
 
 struct store {
@@ -65,8 +103,14 @@ struct store {
         size_t n_tables;
         struct store_fk *fks;
         size_t n_fks;
+        const struct store_table *audit; /* written by every apply */
         uint64_t version;
         uint64_t checksum;
+
+        /* Kept statements besides the tables' and foreign keys'. */
+        sqlite3_stmt *control[_CONTROL_MAX];
+        sqlite3_stmt *state_update;
+        uint64_t write_clock; /* counts uses of write statements (LRU) */
 
         bool in_batch;
         int batch_error; /* < 0: the batch's SQLite transaction is gone */

@@ -18,6 +18,7 @@
 #include "haven/db.h"
 #include "haven/json.h"
 #include "haven/log.h"
+#include "haven/loop.h"
 
 #define SNAPSHOT_MAX (512u * 1024u * 1024u)
 
@@ -37,6 +38,10 @@ static struct {
 } batch;
 
 static ino_t db_inode;
+
+uint64_t domain_now_realtime_usec(void) {
+        return haven_now_usec(CLOCK_REALTIME);
+}
 
 /* ==== Members ==== */
 

@@ -171,7 +171,7 @@ struct domain {
         struct subscriber *subscribers;
 };
 
-/* main.c helpers shared by the modules */
+/* The wall clock; only the originator of a transaction reads it. */
 uint64_t domain_now_realtime_usec(void);
 
 /* domaind-cpg.c: the corosync connection */

@@ -17,10 +17,6 @@
 #include "haven/log.h"
 #include "haven/loop.h"
 
-uint64_t domain_now_realtime_usec(void) {
-        return haven_now_usec(CLOCK_REALTIME);
-}
-
 /* mkdir -p of path's parent directory. */
 static int make_parent(const char *path) {
         _cleanup_free_ char *copy = strdup(path);

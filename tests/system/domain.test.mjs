@@ -9,6 +9,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { lab, labTry, leftovers, nodeStatus, waitFor } from './lib/lab.mjs';
+import { havenctl, havenctlTry } from './lib/havenctl.mjs';
 import {
   DomainClient, LAB_PASSWORD as PASSWORD, converged, createCluster as createClusterWith,
   domainCall, domainStatus, insertOp,
@@ -274,6 +275,73 @@ describe('configuration domain, three nodes', { concurrency: false }, () => {
     await waitFor('the file is back', () => existsSync(db), { timeoutMs: 20_000 });
     await waitFor('converged', () => converged([1, 2, 3]), { timeoutMs: 60_000 });
     assert.deepEqual(await hostNames(3), want);
+  });
+
+  test('havenctl_status_json_shows_quorum_version_checksum_and_members', async () => {
+    const s = havenctl(2, 'status', '--json');
+    const d = await status(2);
+    assert.equal(s.quorate, true);
+    assert.equal(s.version, d.version);
+    assert.equal(s.checksum, d.checksum);
+    assert.deepEqual(s.members.map((m) => [m.name, m.id, m.state]),
+      [['node1', 1, 'active'], ['node2', 2, 'standby'], ['node3', 3, 'standby']]);
+    assert.match(havenctl(2, 'status'), /node3\s+3\s+standby\s+yes/);
+  });
+
+  test('staged_changes_are_seen_everywhere_and_activation_applies_them_with_a_job_log', async () => {
+    const before = await status(1);
+    havenctl(2, 'add', 'hosts', 'name=staged-a', 'address=198.18.9.7');
+    havenctl(3, 'add', 'hosts', 'name=staged-b', 'address=198.18.9.8');
+    await waitFor('converged', () => converged([1, 2, 3]));
+    for (const n of [1, 2, 3]) {
+      assert.equal(havenctl(n, 'changes', '--json').length, 2, `node${n} sees both staged changes`);
+      assert.ok(!(await hostNames(n)).includes('staged-a'), 'staged, not applied');
+    }
+    const watcher = await DomainClient.connect(3);
+    await watcher.call({ request: 'subscribe', events: ['job-log'] });
+    const out = havenctl(1, 'activate', '--follow');
+    assert.match(out, /Job \d+ done/);
+    const [job] = havenctl(1, 'jobs', '--json').slice(-1);
+    assert.equal(job.state, 'done');
+    assert.equal(job.config_version, before.config_version + 1);
+    const lines = havenctl(2, 'job', 'log', String(job.id), '--json');
+    assert.deepEqual(lines.map((l) => l.node).sort(), ['node1', 'node2', 'node3'],
+      'every node reported its reconcile step');
+    await watcher.waitEvent((e) => e.event === 'job-log' && e.job_id === job.id);
+    watcher.close();
+    await waitFor('converged', () => converged([1, 2, 3]));
+    for (const n of [1, 2, 3]) {
+      const names = await hostNames(n);
+      assert.ok(names.includes('staged-a') && names.includes('staged-b'));
+      assert.equal(havenctl(n, 'changes', '--json').length, 0);
+      assert.equal((await status(n)).config_version, before.config_version + 1);
+    }
+  });
+
+  test('discard_drops_the_staged_changes', async () => {
+    havenctl(1, 'add', 'hosts', 'name=never', 'address=198.18.9.9');
+    assert.equal(havenctl(3, 'changes', '--json').length, 1);
+    havenctl(2, 'discard');
+    await waitFor('converged', () => converged([1, 2, 3]));
+    assert.equal(havenctl(1, 'changes', '--json').length, 0);
+    assert.ok(!(await hostNames(1)).includes('never'));
+    const nothing = havenctlTry(1, 'activate');
+    assert.equal(nothing.status, 1);
+    assert.match(nothing.stderr, /nothing to activate/);
+  });
+
+  test('a_divergent_database_is_found_by_the_periodic_check_and_repaired', async () => {
+    const want = await hostNames(1);
+    // Change a row behind domaind's back on node2 (as a disk error might).
+    const db = join(nodeStatus(2).dir, 'var-lib-haven', 'haven.db');
+    const r = labTry('exec', '2', 'sqlite3', '/var/lib/haven/haven.db',
+      "UPDATE hosts SET name = 'tampered' WHERE name = 'from-node1'");
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(existsSync(db));
+    assert.ok((await hostNames(2)).includes('tampered'));
+    await waitFor('node2 repaired by the periodic check', async () =>
+      JSON.stringify(await hostNames(2)) === JSON.stringify(want), { timeoutMs: 40_000, intervalMs: 500 });
+    await waitFor('converged', () => converged([1, 2, 3]));
   });
 
   test('remove_takes_a_node_out_of_the_domain_and_the_nodelist', async () => {

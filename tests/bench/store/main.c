@@ -78,12 +78,15 @@ static void apply_one(struct store *s, struct json_object *ops, uint64_t t) {
                 .node = "node1",
                 .time_usec = t,
         };
+        struct json_object *result = NULL;
         struct store_error e;
         int r;
 
-        r = store_apply(s, &tx, NULL, &e);
+        /* With the result, as haven-domaind asks for it. */
+        r = store_apply(s, &tx, &result, &e);
         if (r < 0)
                 die("applying", r, &e);
+        json_object_put(result);
 }
 
 static void remove_dir(const char *dir) {
