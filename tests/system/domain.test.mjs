@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { connect as tlsConnect } from 'node:tls';
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { lab, labTry, leftovers, nodeStatus, waitFor } from './lib/lab.mjs';
+import { NOTHING_LEFT, lab, labProcesses, labTry, leftovers, nodeStatus, waitFor } from './lib/lab.mjs';
 import { havenctl, havenctlTry } from './lib/havenctl.mjs';
 import {
   DomainClient, LAB_PASSWORD as PASSWORD, converged, createCluster as createClusterWith,
@@ -70,8 +70,9 @@ describe('configuration domain, three nodes', { concurrency: false }, () => {
   });
 
   after(() => {
+    const pids = labProcesses();
     lab('down');
-    assert.deepEqual(leftovers(), { netns: [], links: [] });
+    assert.deepEqual(leftovers(pids), NOTHING_LEFT, 'down leaves nothing behind');
   });
 
   test('a_fresh_node_is_read_only_and_says_why', async () => {
@@ -84,7 +85,24 @@ describe('configuration domain, three nodes', { concurrency: false }, () => {
   });
 
   test('create_on_node1_and_join_nodes_2_and_3', async () => {
-    const s = await createCluster(3);
+    const created = await domainCall(1, {
+      request: 'cluster-create', name: 'labcluster', admin: 'admin', password: PASSWORD,
+    });
+    assert.equal(created.error, undefined, JSON.stringify(created.error));
+    assert.equal(created.cluster, 'labcluster');
+    assert.equal(created.node_id, 1);
+    const corosync = nodeStatus(1).services.find((x) => x.name === 'corosync');
+    assert.equal(corosync.state, 'running');
+    for (const n of [2, 3]) {
+      const j = await domainCall(n, {
+        request: 'cluster-join', address: '198.18.0.1', admin: 'admin', password: PASSWORD,
+      });
+      assert.equal(j.error, undefined, `node${n} join: ${JSON.stringify(j.error)}`);
+      assert.equal(j.node_id, n);
+    }
+    const s = await waitFor('all nodes converged', () => converged([1, 2, 3]), { timeoutMs: 60_000 });
+    // The members reloaded their nodelist; nobody restarted corosync.
+    assert.equal(nodeStatus(1).services.find((x) => x.name === 'corosync').pid, corosync.pid);
     for (const x of s) {
       assert.equal(x.quorate, true);
       assert.deepEqual(x.members.map((m) => [m.id, m.name, m.state, m.online]),
@@ -330,6 +348,28 @@ describe('configuration domain, three nodes', { concurrency: false }, () => {
     assert.match(nothing.stderr, /nothing to activate/);
   });
 
+  test('status_entries_are_seen_everywhere_and_vanish_when_their_node_leaves', async () => {
+    // Bad inputs tried: a key over 128 characters, a value over 64 KiB, a
+    // missing value.
+    assert.equal((await domainCall(3, { request: 'status-publish', key: 'k'.repeat(129), value: 1 })).error.field, 'key');
+    assert.equal((await domainCall(3, { request: 'status-publish', key: 'big', value: 'x'.repeat(70_000) })).error.field, 'value');
+    assert.equal((await domainCall(3, { request: 'status-publish', key: 'nothing' })).error.field, 'value');
+    const watcher = await DomainClient.connect(1);
+    await watcher.call({ request: 'subscribe', events: ['status'] });
+    assert.equal((await domainCall(3, { request: 'status-publish', key: 'test/load', value: { cpu: 0.5 } })).ok, true);
+    await watcher.waitEvent((e) => e.event === 'status' && e.node === 3 && e.key === 'test/load' && e.value?.cpu === 0.5);
+    for (const n of [1, 2]) {
+      const r = await domainCall(n, { request: 'status-read', node: 3, prefix: 'test/' });
+      assert.deepEqual(r.entries, [{ node: 3, key: 'test/load', value: { cpu: 0.5 } }]);
+    }
+    lab('power', '3', 'off');
+    await watcher.waitEvent((e) => e.event === 'status' && e.node === 3 && e.key === 'test/load' && e.value === null, 30_000);
+    assert.deepEqual((await domainCall(2, { request: 'status-read', node: 3 })).entries, []);
+    watcher.close();
+    lab('power', '3', 'on');
+    await waitFor('converged after power on', () => converged([1, 2, 3]), { timeoutMs: 90_000 });
+  });
+
   test('a_divergent_database_is_found_by_the_periodic_check_and_repaired', async () => {
     const want = await hostNames(1);
     // Change a row behind domaind's back on node2 (as a disk error might).
@@ -367,8 +407,9 @@ describe('configuration domain, two nodes', { concurrency: false }, () => {
   });
 
   after(() => {
+    const pids = labProcesses();
     lab('down');
-    assert.deepEqual(leftovers(), { netns: [], links: [] });
+    assert.deepEqual(leftovers(pids), NOTHING_LEFT, 'down leaves nothing behind');
   });
 
   test('a_two_node_cluster_keeps_working_when_one_node_is_powered_off', async () => {

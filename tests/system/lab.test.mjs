@@ -7,8 +7,10 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
-  lab, labExec, labTry, leftovers, nodeStatus, processAlive, quorum, status, waitFor,
+  LAB, NOTHING_LEFT, lab, labExec, labProcesses, labTry, leftovers, nodeStatus, processAlive,
+  quorum, status, waitFor,
 } from './lib/lab.mjs';
+import { spawn } from 'node:child_process';
 
 const VM_XML = `<domain type='qemu'>
   <name>tiny</name>
@@ -30,9 +32,9 @@ describe('lab', { concurrency: false }, () => {
   });
 
   after(() => {
+    const pids = labProcesses();
     lab('down');
-    const left = leftovers();
-    assert.deepEqual(left, { netns: [], links: [] }, 'down leaves nothing behind');
+    assert.deepEqual(leftovers(pids), NOTHING_LEFT, 'down leaves nothing behind');
   });
 
   test('three_nodes_boot_with_their_own_libvirtd', () => {
@@ -149,5 +151,25 @@ describe('lab', { concurrency: false }, () => {
     }
     assert.equal(status().nodes.filter((n) => n.power === 'on').length, 3);
     assert.equal(status().partition, null);
+  });
+});
+
+describe('lab recovery', { concurrency: false }, () => {
+  test('up_after_an_interrupted_up_works_and_down_leaves_nothing', async () => {
+    // Kill `haven-lab up` part-way (as a crash or ^C would), then up again.
+    const child = spawn(LAB, ['up', '3'], { stdio: 'ignore' });
+    await waitFor('the first node exists', () => labTry('status', '--json').stdout.includes('"power":"on"'),
+      { timeoutMs: 60_000, intervalMs: 50 });
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    lab('up', '2');
+    const s = status();
+    assert.equal(s.nodes.length, 2);
+    assert.ok(s.nodes.every((n) => n.power === 'on'));
+    assert.equal(labExec(2, 'hostname').trim(), 'node2');
+    const pids = labProcesses();
+    lab('down');
+    assert.deepEqual(leftovers(pids), NOTHING_LEFT);
+    assert.equal(labTry('status').stdout.trim(), 'lab is down');
   });
 });

@@ -85,14 +85,26 @@ export function quorum(node) {
   return { quorate, members: members.sort((a, b) => a - b) };
 }
 
-// Everything the lab could leave behind that has its names.
-export function leftovers() {
+// Everything the lab could leave behind: its namespaces, links and mounts
+// (by their names), and the given processes (host PIDs, e.g. every process
+// status() listed before `down`).
+export function leftovers(pids = []) {
   const netns = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
     .split('\n').filter((l) => l.startsWith('hvl-'));
   const links = execFileSync('ip', ['-br', 'link'], { encoding: 'utf8' })
     .split('\n').filter((l) => l.startsWith('hvl-'));
-  return { netns, links };
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n').filter((l) => l.includes('hvl-') || l.includes(LAB_DIR));
+  const processes = pids.filter((p) => processAlive(p));
+  return { netns, links, mounts, processes };
 }
+
+// Host PIDs of every process of every node, from `haven-lab status`.
+export function labProcesses() {
+  return status().nodes.flatMap((n) => n.processes.map((p) => p.pid));
+}
+
+export const NOTHING_LEFT = { netns: [], links: [], mounts: [], processes: [] };
 
 export function processAlive(pid) {
   return existsSync(`/proc/${pid}`) && !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
