@@ -165,25 +165,65 @@ void api_emit(struct domain *d, unsigned event_bit, struct json_object *event) {
 
 /* ==== Requests ==== */
 
+/* Fields every request may carry; each policy below starts with them. */
+#define COMMON_FIELDS                                                          \
+        { .name = "request", .kind = HAVEN_JSON_STRING, .required = true },    \
+        { .name = "tag", .kind = HAVEN_JSON_ANY, .nullable = true }
+
+static const struct haven_json_field status_policy[] = { COMMON_FIELDS };
+static const struct haven_json_field submit_policy[] = {
+        COMMON_FIELDS,
+        { .name = "ops", .kind = HAVEN_JSON_ARRAY, .required = true,
+          .min = 1, .max = DOMAIN_SUBMIT_OPS_MAX },
+        { .name = "actor", .kind = HAVEN_JSON_STRING, .required = true, .min = 1, .max = 64 },
+        { .name = "audit", .kind = HAVEN_JSON_STRING, .max = 256 },
+};
+static const struct haven_json_field query_policy[] = {
+        COMMON_FIELDS,
+        { .name = "table", .kind = HAVEN_JSON_STRING, .required = true, .min = 1, .max = 64 },
+        { .name = "where", .kind = HAVEN_JSON_OBJECT },
+};
+static const struct haven_json_field subscribe_policy[] = {
+        COMMON_FIELDS,
+        { .name = "events", .kind = HAVEN_JSON_ARRAY, .required = true, .min = 1, .max = 4 },
+};
+static const struct haven_json_field status_publish_policy[] = {
+        COMMON_FIELDS,
+        { .name = "key", .kind = HAVEN_JSON_STRING, .required = true,
+          .min = 1, .max = DOMAIN_STATUS_KEY_MAX },
+        { .name = "value", .kind = HAVEN_JSON_ANY, .required = true, .nullable = true },
+};
+static const struct haven_json_field status_read_policy[] = {
+        COMMON_FIELDS,
+        { .name = "node", .kind = HAVEN_JSON_INT, .min = 1, .max = UINT32_MAX },
+        { .name = "prefix", .kind = HAVEN_JSON_STRING, .max = DOMAIN_STATUS_KEY_MAX },
+};
+static const struct haven_json_field cluster_create_policy[] = {
+        COMMON_FIELDS,
+        { .name = "name", .kind = HAVEN_JSON_STRING, .required = true, .min = 1, .max = 63 },
+        { .name = "admin", .kind = HAVEN_JSON_STRING, .required = true, .min = 1, .max = 63 },
+        { .name = "password", .kind = HAVEN_JSON_STRING, .required = true, .min = 8, .max = 256 },
+        { .name = "address", .kind = HAVEN_JSON_STRING, .min = 2, .max = 45 },
+};
+static const struct haven_json_field cluster_join_policy[] = {
+        COMMON_FIELDS,
+        { .name = "address", .kind = HAVEN_JSON_STRING, .required = true, .min = 1, .max = 253 },
+        { .name = "admin", .kind = HAVEN_JSON_STRING, .required = true, .min = 1, .max = 63 },
+        { .name = "password", .kind = HAVEN_JSON_STRING, .required = true, .min = 1, .max = 256 },
+        { .name = "own_address", .kind = HAVEN_JSON_STRING, .min = 2, .max = 45 },
+};
+static const struct haven_json_field node_remove_policy[] = {
+        COMMON_FIELDS,
+        { .name = "node", .kind = HAVEN_JSON_STRING, .required = true, .min = 1, .max = 63 },
+        { .name = "actor", .kind = HAVEN_JSON_STRING, .required = true, .min = 1, .max = 64 },
+};
+
 static int handle_submit(struct domain *d, struct haven_msg_conn *conn, struct json_object *req,
                          struct json_object *tag) {
-        static const struct haven_json_field policy[] = {
-                { .name = "request", .kind = HAVEN_JSON_STRING, .required = true },
-                { .name = "tag", .kind = HAVEN_JSON_ANY, .nullable = true },
-                { .name = "ops", .kind = HAVEN_JSON_ARRAY, .required = true,
-                  .min = 1, .max = DOMAIN_SUBMIT_OPS_MAX },
-                { .name = "actor", .kind = HAVEN_JSON_STRING, .required = true, .min = 1, .max = 64 },
-                { .name = "audit", .kind = HAVEN_JSON_STRING, .max = 256 },
-        };
-        struct haven_json_error error;
         struct json_object *ops;
         const char *actor, *audit = NULL, *reason;
         struct pending *p;
-        int r;
 
-        r = haven_json_check(req, policy, ELEMENTSOF(policy), &error);
-        if (r < 0)
-                return send_error(conn, tag, "invalid", error.message, error.field);
         if (!domain_is_writable(d, &reason))
                 return send_error(conn, tag, "no-quorum", reason, NULL);
 
@@ -263,21 +303,11 @@ static int handle_status(struct domain *d, struct haven_msg_conn *conn, struct j
 
 static int handle_query(struct domain *d, struct haven_msg_conn *conn, struct json_object *req,
                         struct json_object *tag) {
-        static const struct haven_json_field policy[] = {
-                { .name = "request", .kind = HAVEN_JSON_STRING, .required = true },
-                { .name = "tag", .kind = HAVEN_JSON_ANY, .nullable = true },
-                { .name = "table", .kind = HAVEN_JSON_STRING, .required = true, .min = 1, .max = 64 },
-                { .name = "where", .kind = HAVEN_JSON_OBJECT },
-        };
         _cleanup_(json_object_putp) struct json_object *o = NULL, *rows = NULL;
-        struct haven_json_error error;
         struct json_object *where = NULL;
         const char *table;
         int r;
 
-        r = haven_json_check(req, policy, ELEMENTSOF(policy), &error);
-        if (r < 0)
-                return send_error(conn, tag, "invalid", error.message, error.field);
         (void) haven_json_get_string(req, "table", &table);
         (void) haven_json_get_object(req, "where", &where);
         r = store_query(d->store, table, where, &rows);
@@ -293,21 +323,11 @@ static int handle_query(struct domain *d, struct haven_msg_conn *conn, struct js
 
 static int handle_subscribe(struct domain *d, struct haven_msg_conn *conn, struct json_object *req,
                             struct json_object *tag) {
-        static const struct haven_json_field policy[] = {
-                { .name = "request", .kind = HAVEN_JSON_STRING, .required = true },
-                { .name = "tag", .kind = HAVEN_JSON_ANY, .nullable = true },
-                { .name = "events", .kind = HAVEN_JSON_ARRAY, .required = true, .min = 1, .max = 4 },
-        };
         _cleanup_(json_object_putp) struct json_object *o = NULL;
-        struct haven_json_error error;
         struct json_object *events;
         struct subscriber *s;
         unsigned mask = 0;
-        int r;
 
-        r = haven_json_check(req, policy, ELEMENTSOF(policy), &error);
-        if (r < 0)
-                return send_error(conn, tag, "invalid", error.message, error.field);
         (void) haven_json_get_array(req, "events", &events);
         for (size_t i = 0; i < json_object_array_length(events); i++) {
                 struct json_object *e = json_object_array_get_idx(events, i);
@@ -336,22 +356,11 @@ static int handle_subscribe(struct domain *d, struct haven_msg_conn *conn, struc
 
 static int handle_status_publish(struct domain *d, struct haven_msg_conn *conn,
                                  struct json_object *req, struct json_object *tag) {
-        static const struct haven_json_field policy[] = {
-                { .name = "request", .kind = HAVEN_JSON_STRING, .required = true },
-                { .name = "tag", .kind = HAVEN_JSON_ANY, .nullable = true },
-                { .name = "key", .kind = HAVEN_JSON_STRING, .required = true,
-                  .min = 1, .max = DOMAIN_STATUS_KEY_MAX },
-                { .name = "value", .kind = HAVEN_JSON_ANY, .required = true, .nullable = true },
-        };
         _cleanup_(json_object_putp) struct json_object *o = NULL;
-        struct haven_json_error error;
         struct json_object *value = NULL;
         const char *key;
         int r;
 
-        r = haven_json_check(req, policy, ELEMENTSOF(policy), &error);
-        if (r < 0)
-                return send_error(conn, tag, "invalid", error.message, error.field);
         (void) haven_json_get_string(req, "key", &key);
         (void) json_object_object_get_ex(req, "value", &value);
         if (value && strlen(json_object_to_json_string_ext(value, JSON_C_TO_STRING_PLAIN)) >
@@ -367,24 +376,11 @@ static int handle_status_publish(struct domain *d, struct haven_msg_conn *conn,
 
 static int handle_status_read(struct domain *d, struct haven_msg_conn *conn,
                               struct json_object *req, struct json_object *tag) {
-        static const struct haven_json_field policy[] = {
-                { .name = "request", .kind = HAVEN_JSON_STRING, .required = true },
-                { .name = "tag", .kind = HAVEN_JSON_ANY, .nullable = true },
-                { .name = "node", .kind = HAVEN_JSON_INT, .min = 1, .max = UINT32_MAX },
-                { .name = "prefix", .kind = HAVEN_JSON_STRING, .max = DOMAIN_STATUS_KEY_MAX },
-        };
         _cleanup_(json_object_putp) struct json_object *o = NULL;
         struct json_object *entries = json_object_new_array();
-        struct haven_json_error error;
         const char *prefix = "";
         int64_t node = 0;
-        int r;
 
-        r = haven_json_check(req, policy, ELEMENTSOF(policy), &error);
-        if (r < 0) {
-                json_object_put(entries);
-                return send_error(conn, tag, "invalid", error.message, error.field);
-        }
         (void) haven_json_get_int64(req, "node", &node);
         (void) haven_json_get_string(req, "prefix", &prefix);
         for (struct status_entry *e = d->status; e; e = e->next) {
@@ -404,22 +400,10 @@ static int handle_status_read(struct domain *d, struct haven_msg_conn *conn,
 
 static int handle_cluster_create(struct domain *d, struct haven_msg_conn *conn,
                                  struct json_object *req, struct json_object *tag) {
-        static const struct haven_json_field policy[] = {
-                { .name = "request", .kind = HAVEN_JSON_STRING, .required = true },
-                { .name = "tag", .kind = HAVEN_JSON_ANY, .nullable = true },
-                { .name = "name", .kind = HAVEN_JSON_STRING, .required = true, .min = 1, .max = 63 },
-                { .name = "admin", .kind = HAVEN_JSON_STRING, .required = true, .min = 1, .max = 63 },
-                { .name = "password", .kind = HAVEN_JSON_STRING, .required = true, .min = 8, .max = 256 },
-                { .name = "address", .kind = HAVEN_JSON_STRING, .min = 2, .max = 45 },
-        };
         struct store_error e = { .op_index = -1 };
-        struct haven_json_error error;
         const char *name, *admin, *password, *address = NULL;
         int r;
 
-        r = haven_json_check(req, policy, ELEMENTSOF(policy), &error);
-        if (r < 0)
-                return send_error(conn, tag, "invalid", error.message, error.field);
         (void) haven_json_get_string(req, "name", &name);
         (void) haven_json_get_string(req, "admin", &admin);
         (void) haven_json_get_string(req, "password", &password);
@@ -432,20 +416,10 @@ static int handle_cluster_create(struct domain *d, struct haven_msg_conn *conn,
 
 static int handle_node_remove(struct domain *d, struct haven_msg_conn *conn,
                               struct json_object *req, struct json_object *tag) {
-        static const struct haven_json_field policy[] = {
-                { .name = "request", .kind = HAVEN_JSON_STRING, .required = true },
-                { .name = "tag", .kind = HAVEN_JSON_ANY, .nullable = true },
-                { .name = "node", .kind = HAVEN_JSON_STRING, .required = true, .min = 1, .max = 63 },
-                { .name = "actor", .kind = HAVEN_JSON_STRING, .required = true, .min = 1, .max = 64 },
-        };
         struct store_error e = { .op_index = -1 };
-        struct haven_json_error error;
         const char *node, *actor, *reason;
         int r;
 
-        r = haven_json_check(req, policy, ELEMENTSOF(policy), &error);
-        if (r < 0)
-                return send_error(conn, tag, "invalid", error.message, error.field);
         if (!domain_is_writable(d, &reason))
                 return send_error(conn, tag, "no-quorum", reason, NULL);
         (void) haven_json_get_string(req, "node", &node);
@@ -459,22 +433,10 @@ static int handle_node_remove(struct domain *d, struct haven_msg_conn *conn,
 
 static int handle_cluster_join(struct domain *d, struct haven_msg_conn *conn,
                                struct json_object *req, struct json_object *tag) {
-        static const struct haven_json_field policy[] = {
-                { .name = "request", .kind = HAVEN_JSON_STRING, .required = true },
-                { .name = "tag", .kind = HAVEN_JSON_ANY, .nullable = true },
-                { .name = "address", .kind = HAVEN_JSON_STRING, .required = true, .min = 1, .max = 253 },
-                { .name = "admin", .kind = HAVEN_JSON_STRING, .required = true, .min = 1, .max = 63 },
-                { .name = "password", .kind = HAVEN_JSON_STRING, .required = true, .min = 1, .max = 256 },
-                { .name = "own_address", .kind = HAVEN_JSON_STRING, .min = 2, .max = 45 },
-        };
         struct store_error e = { .op_index = -1 };
-        struct haven_json_error error;
         const char *address, *admin, *password, *own = NULL;
         int r;
 
-        r = haven_json_check(req, policy, ELEMENTSOF(policy), &error);
-        if (r < 0)
-                return send_error(conn, tag, "invalid", error.message, error.field);
         (void) haven_json_get_string(req, "address", &address);
         (void) haven_json_get_string(req, "admin", &admin);
         (void) haven_json_get_string(req, "password", &password);
@@ -489,19 +451,24 @@ static int handle_cluster_join(struct domain *d, struct haven_msg_conn *conn,
 typedef int (*request_handler_t)(struct domain *d, struct haven_msg_conn *conn,
                                  struct json_object *req, struct json_object *tag);
 
+/* Every request: its name, its handler, and the policy its fields are
+ * checked against before the handler runs. */
+#define REQUEST(n, h) { n, handle_##h, h##_policy, ELEMENTSOF(h##_policy) }
 static const struct {
         const char *name;
         request_handler_t handler;
+        const struct haven_json_field *policy;
+        size_t n_policy;
 } requests[] = {
-        { "submit", handle_submit },
-        { "status", handle_status },
-        { "query", handle_query },
-        { "subscribe", handle_subscribe },
-        { "status-publish", handle_status_publish },
-        { "status-read", handle_status_read },
-        { "cluster-create", handle_cluster_create },
-        { "cluster-join", handle_cluster_join },
-        { "node-remove", handle_node_remove },
+        REQUEST("submit", submit),
+        REQUEST("status", status),
+        REQUEST("query", query),
+        REQUEST("subscribe", subscribe),
+        REQUEST("status-publish", status_publish),
+        REQUEST("status-read", status_read),
+        REQUEST("cluster-create", cluster_create),
+        REQUEST("cluster-join", cluster_join),
+        REQUEST("node-remove", node_remove),
 };
 
 static int on_request(struct haven_msg_conn *conn, struct json_object *req, void *userdata) {
@@ -513,9 +480,15 @@ static int on_request(struct haven_msg_conn *conn, struct json_object *req, void
             !json_object_is_type(name, json_type_string))
                 return send_error(conn, tag, "invalid", "a request needs \"request\" (its name)",
                                   "request");
-        for (size_t i = 0; i < ELEMENTSOF(requests); i++)
-                if (streq(json_object_get_string(name), requests[i].name))
-                        return requests[i].handler(d, conn, req, tag);
+        for (size_t i = 0; i < ELEMENTSOF(requests); i++) {
+                struct haven_json_error error;
+
+                if (!streq(json_object_get_string(name), requests[i].name))
+                        continue;
+                if (haven_json_check(req, requests[i].policy, requests[i].n_policy, &error) < 0)
+                        return send_error(conn, tag, "invalid", error.message, error.field);
+                return requests[i].handler(d, conn, req, tag);
+        }
         return send_error(conn, tag, "invalid", "unknown request", "request");
 }
 

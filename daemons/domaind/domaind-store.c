@@ -327,22 +327,13 @@ static size_t column_index(const struct store_table *t,
 
 /* ==== Statements ==== */
 
-/* Formats and prepares one statement. Returns 0 and *ret or a negative
- * errno (SQLite's message at debug). */
-_printf_(3, 4) static int prepare(struct store *s, sqlite3_stmt **ret,
-                                  const char *format, ...) {
-        _cleanup_free_ char *sql = NULL;
-        va_list ap;
-        int rc, k;
+/* Prepares sql with SQLite's prepare flags. Returns 0 and *ret or a
+ * negative errno (SQLite's message at debug). */
+static int prepare_text(struct store *s, const char *sql, unsigned flags,
+                        sqlite3_stmt **ret) {
+        int rc;
 
-        va_start(ap, format);
-        k = vasprintf(&sql, format, ap);
-        va_end(ap);
-        if (k < 0) {
-                sql = NULL;
-                return -ENOMEM;
-        }
-        rc = sqlite3_prepare_v2(s->db, sql, -1, ret, NULL);
+        rc = sqlite3_prepare_v3(s->db, sql, -1, flags, ret, NULL);
         if (rc != SQLITE_OK) {
                 log_debug("SQLite: preparing \"%s\" failed: %s", sql,
                           sqlite3_errmsg(s->db));
@@ -351,23 +342,132 @@ _printf_(3, 4) static int prepare(struct store *s, sqlite3_stmt **ret,
         return 0;
 }
 
+_printf_(4, 0) static int prepare_va(struct store *s, sqlite3_stmt **ret,
+                                     unsigned flags, const char *format,
+                                     va_list ap) {
+        _cleanup_free_ char *sql = NULL;
+
+        if (vasprintf(&sql, format, ap) < 0) {
+                sql = NULL;
+                return -ENOMEM;
+        }
+        return prepare_text(s, sql, flags, ret);
+}
+
+/* Formats and prepares a statement for one use (the caller finalizes it).
+ * Returns 0 and *ret or a negative errno. */
+_printf_(3, 4) static int prepare(struct store *s, sqlite3_stmt **ret,
+                                  const char *format, ...) {
+        va_list ap;
+        int r;
+
+        va_start(ap, format);
+        r = prepare_va(s, ret, 0, format, ap);
+        va_end(ap);
+        return r;
+}
+
 static int step_errno(struct store *s, int rc) {
         log_debug("SQLite: statement failed: %s (%d)", sqlite3_errmsg(s->db),
                   rc);
         return haven_db_errno(rc) < 0 ? haven_db_errno(rc) : -EIO;
 }
 
+/* Kept statements. What an apply runs is prepared once, at its first use
+ * (SQLITE_PREPARE_PERSISTENT), held in a slot of the store, a table or a
+ * foreign key, and finalized by store_free(). A kept statement is borrowed
+ * by one user at a time (stmt_borrow()), who hands it back with
+ * stmt_release() as soon as it is done with it, on every path: reset, so
+ * that it holds no cursor and no statement journal, and its bindings
+ * cleared, so that it keeps no pointer into a transaction's JSON. Borrowers
+ * hold it in a `_cleanup_(stmt_releasep)` variable and release it early
+ * (TAKE_PTR) before anything that could borrow it again (cascades). */
+static void stmt_release(sqlite3_stmt *stmt) {
+        if (!stmt)
+                return;
+        (void) sqlite3_reset(stmt);
+        (void) sqlite3_clear_bindings(stmt);
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(sqlite3_stmt *, stmt_release)
+
+/* Borrows the statement kept in *slot, first formatting and preparing it if
+ * the slot is empty. Returns 0 and *ret (give it back with stmt_release())
+ * or a negative errno (the slot stays empty). */
+_printf_(4, 5) static int stmt_borrow(struct store *s, sqlite3_stmt **slot,
+                                      sqlite3_stmt **ret, const char *format,
+                                      ...) {
+        va_list ap;
+        int r;
+
+        if (!*slot) {
+                va_start(ap, format);
+                r = prepare_va(s, slot, SQLITE_PREPARE_PERSISTENT, format, ap);
+                va_end(ap);
+                if (r < 0) {
+                        *slot = NULL;
+                        return r;
+                }
+        }
+        /* Borrowed twice: a programming error. */
+        assert(!sqlite3_stmt_busy(*slot));
+        *ret = *slot;
+        return 0;
+}
+
+static void stmt_finalize(sqlite3_stmt **slot) {
+        (void) sqlite3_finalize(*slot);
+        *slot = NULL;
+}
+
+static const char *const control_sql[_CONTROL_MAX] = {
+        [CONTROL_BEGIN] = "BEGIN IMMEDIATE",
+        [CONTROL_COMMIT] = "COMMIT",
+        [CONTROL_ROLLBACK] = "ROLLBACK",
+        [CONTROL_SAVEPOINT] = "SAVEPOINT store_apply",
+        [CONTROL_RELEASE] = "RELEASE store_apply",
+        [CONTROL_ROLLBACK_TO] = "ROLLBACK TO store_apply",
+};
+
+/* Runs one transaction control statement (kept: SQLite parses each once).
+ * Returns 0 or a negative errno (SQLite's message at debug). */
+static int control_run(struct store *s, enum control c) {
+        _cleanup_(stmt_releasep) sqlite3_stmt *stmt = NULL;
+        int rc, r;
+
+        assert(c >= 0 && c < _CONTROL_MAX);
+        r = stmt_borrow(s, s->control + c, &stmt, "%s", control_sql[c]);
+        if (r < 0)
+                return r;
+        rc = sqlite3_step(stmt);
+        if (rc != SQLITE_DONE) {
+                log_debug("SQLite: \"%s\" failed: %s (%d)", control_sql[c],
+                          sqlite3_errmsg(s->db), rc);
+                return haven_db_errno(rc) < 0 ? haven_db_errno(rc) : -EIO;
+        }
+        return 0;
+}
+
+/* ROLLBACK, or 0 when no transaction is open (SQLite ends some itself on
+ * errors such as SQLITE_FULL), as haven_db_rollback(). */
+static int rollback(struct store *s) {
+        if (sqlite3_get_autocommit(s->db))
+                return 0;
+        return control_run(s, CONTROL_ROLLBACK);
+}
+
 /* Fetches the row id of t with every column, in schema order. Returns 1
- * and *ret positioned on the row, 0 if there is no such row (*ret NULL), or
- * a negative errno. */
+ * and *ret positioned on the row (t's kept statement: give it back with
+ * stmt_release()), 0 if there is no such row (*ret NULL), or a negative
+ * errno. */
 static int row_fetch(struct store *s, const struct store_table *t, int64_t id,
                      sqlite3_stmt **ret) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_(stmt_releasep) sqlite3_stmt *stmt = NULL;
         int rc, r;
 
         *ret = NULL;
-        r = prepare(s, &stmt, "SELECT %s FROM \"%s\" WHERE \"id\" = ?",
-                    t->column_list, t->name);
+        r = stmt_borrow(s, &t->statements->select_row, &stmt,
+                        "SELECT %s FROM \"%s\" WHERE \"id\" = ?",
+                        t->column_list, t->name);
         if (r < 0)
                 return r;
         (void) sqlite3_bind_int64(stmt, 1, id);
@@ -506,15 +606,15 @@ static int checksum_full(struct store *s, uint64_t *ret) {
 /* ==== Persistent state ==== */
 
 static int state_write(struct store *s, uint64_t version, uint64_t checksum) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_(stmt_releasep) sqlite3_stmt *stmt = NULL;
         const struct {
                 const char *key;
                 uint64_t value;
         } rows[] = {{"version", version}, {"checksum", checksum}};
         int rc, r;
 
-        r = prepare(s, &stmt,
-                    "UPDATE domain_state SET value = ?2 WHERE key = ?1");
+        r = stmt_borrow(s, &s->state_update, &stmt, "%s",
+                        "UPDATE domain_state SET value = ?2 WHERE key = ?1");
         if (r < 0)
                 return r;
         for (size_t i = 0; i < ELEMENTSOF(rows); i++) {
@@ -565,8 +665,8 @@ static int state_read(struct store *s) {
 
 /* Loads t's columns from PRAGMA table_info. The first must be "id INTEGER
  * PRIMARY KEY", one must be "version INTEGER NOT NULL", every type INTEGER
- * or TEXT. -EUCLEAN for anything else (a schema this code does not
- * understand). */
+ * or TEXT, and there must be at most STORE_COLUMNS_MAX. -EUCLEAN for
+ * anything else (a schema this code does not understand). */
 static int table_load(struct store *s, struct store_table *t,
                       const char *name) {
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
@@ -576,6 +676,9 @@ static int table_load(struct store *s, struct store_table *t,
 
         t->name = name;
         t->name_column = -1;
+        t->statements = calloc(1, sizeof *t->statements);
+        if (!t->statements)
+                return -ENOMEM;
         r = prepare(s, &stmt, "PRAGMA table_info(\"%s\")", name);
         if (r < 0)
                 return r;
@@ -587,7 +690,8 @@ static int table_load(struct store *s, struct store_table *t,
                 struct store_column *c, *p;
                 size_t i = t->n_columns;
 
-                if (!cname || !type || strchr(cname, '"')) {
+                if (!cname || !type || strchr(cname, '"') ||
+                    i >= STORE_COLUMNS_MAX) {
                         strbuf_done(&list);
                         return -EUCLEAN;
                 }
@@ -624,6 +728,7 @@ static int table_load(struct store *s, struct store_table *t,
                                 return -EUCLEAN;
                         }
                         have_version = true;
+                        t->version_column = i;
                 }
                 if (streq(cname, "name") && c->type == COLUMN_TEXT)
                         t->name_column = (ssize_t) i;
@@ -752,6 +857,9 @@ static int schema_load(struct store *s) {
         r = fks_load(s);
         if (r < 0)
                 return r;
+        s->audit = table_find(s, "audit");
+        if (!s->audit)
+                return -EUCLEAN;
 
         /* A trigger would change rows behind the checksum's back. */
         r = prepare(
@@ -799,19 +907,35 @@ int store_open(const char *path, struct store **ret) {
 struct store *store_free(struct store *s) {
         if (!s)
                 return NULL;
+        /* A batch that was never ended is not committed. */
+        if (s->db)
+                (void) rollback(s);
         for (size_t i = 0; i < s->n_tables; i++) {
+                struct table_statements *st = s->tables[i].statements;
+
+                if (st) {
+                        stmt_finalize(&st->select_row);
+                        stmt_finalize(&st->delete_row);
+                        for (size_t j = 0; j < ELEMENTSOF(st->writes); j++)
+                                stmt_finalize(&st->writes[j].stmt);
+                        free(st);
+                }
                 for (size_t j = 0; j < s->tables[i].n_columns; j++)
                         free(s->tables[i].columns[j].name);
                 free(s->tables[i].columns);
                 free(s->tables[i].column_list);
         }
         free(s->tables);
+        for (size_t i = 0; i < s->n_fks; i++)
+                stmt_finalize(&s->fks[i].select_children);
         free(s->fks);
-        if (s->db) {
-                /* A batch that was never ended is not committed. */
-                (void) haven_db_rollback(s->db);
+        for (size_t i = 0; i < _CONTROL_MAX; i++)
+                stmt_finalize(s->control + i);
+        stmt_finalize(&s->state_update);
+        /* Every statement is finalized: the connection closes now, not as
+         * a zombie. */
+        if (s->db)
                 (void) sqlite3_close_v2(s->db);
-        }
         free(s);
         return NULL;
 }
@@ -1172,112 +1296,191 @@ static int not_found(struct apply *a, const struct store_table *t, int64_t id) {
                          "%s %" PRIi64 " does not exist", t->name, id);
 }
 
-/* Where a bound value comes from. */
-enum bind_source {
-        BIND_JSON,    /* the op's value (resolving refs) */
-        BIND_TIME,    /* the transaction's time */
-        BIND_ACTOR,   /* the transaction's actor */
-        BIND_VERSION, /* the transaction's version */
-};
-
-struct binding {
-        const struct store_column *column;
-        struct json_object *json;
-        enum bind_source source;
-};
-
-/* The columns an insert or update writes: the op's values in their order,
- * then (insert) the filled columns the op does not name, then version.
- * Returns the count and *ret (free() it). */
-static ssize_t bindings_collect(const struct store_table *t,
-                                struct json_object *values, bool insert,
-                                struct binding **ret) {
-        struct json_object_iterator it = json_object_iter_begin(values);
-        struct json_object_iterator end = json_object_iter_end(values);
-        _cleanup_free_ struct binding *b = NULL;
-        size_t n = 0;
-
-        b = calloc(t->n_columns + 1, sizeof *b);
-        if (!b)
-                return -ENOMEM;
-        for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
-                /* values_check() accepted every key. */
-                const struct store_column *c =
-                        column_find(t, json_object_iter_peek_name(&it));
-
-                assert(c && n < t->n_columns);
-                b[n++] = (struct binding){c, json_object_iter_peek_value(&it),
-                                          BIND_JSON};
-        }
-        if (insert)
-                for (size_t i = 0; i < t->n_columns; i++) {
-                        const struct store_column *c = t->columns + i;
-
-                        if (c->fill == SCHEMA_FILL_NONE ||
-                            json_object_object_get_ex(values, c->name, NULL))
-                                continue;
-                        b[n++] = (struct binding){c, NULL,
-                                                  c->fill == SCHEMA_FILL_TIME
-                                                          ? BIND_TIME
-                                                          : BIND_ACTOR};
-                }
-        b[n++] =
-                (struct binding){column_find(t, "version"), NULL, BIND_VERSION};
-        *ret = TAKE_PTR(b);
-        return (ssize_t) n;
+static uint64_t column_bit(size_t i) {
+        assert(i < STORE_COLUMNS_MAX);
+        return UINT64_C(1) << i;
 }
 
-/* Binds b to parameter i. ops: the transaction's ops (refs read the ids
- * the earlier ones inserted), or NULL when there can be no refs. */
-static int bind_one(struct apply *a, sqlite3_stmt *stmt, int i,
-                    const struct binding *b, const struct op *ops) {
-        struct json_object *v = b->json;
+/* The columns an insert or update of a table writes: the op's values (the
+ * keys values_check() accepted), for an insert also the filled columns the
+ * values do not name, and always version. */
+struct write_set {
+        uint64_t columns; /* bit i: column i is written */
+        uint64_t named;   /* bit i: the op's values name column i */
+        /* values[i]: the value of named column i (NULL: JSON null); the
+         * others are not set. */
+        struct json_object *values[STORE_COLUMNS_MAX];
+};
+
+static void write_set_collect(const struct store_table *t,
+                              struct json_object *values, bool insert,
+                              struct write_set *w) {
+        struct json_object_iterator it = json_object_iter_begin(values);
+        struct json_object_iterator end = json_object_iter_end(values);
+
+        w->named = 0;
+        for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
+                const struct store_column *c =
+                        column_find(t, json_object_iter_peek_name(&it));
+                size_t i;
+
+                assert(c);
+                i = column_index(t, c);
+                w->named |= column_bit(i);
+                w->values[i] = json_object_iter_peek_value(&it);
+        }
+        w->columns = w->named | column_bit(t->version_column);
+        for (size_t i = 0; insert && i < t->n_columns; i++)
+                if (t->columns[i].fill != SCHEMA_FILL_NONE)
+                        w->columns |= column_bit(i);
+}
+
+/* Borrows t's kept INSERT (update: UPDATE ... WHERE "id" = ?) of a column
+ * set, preparing it at its first use; columns and parameters are in schema
+ * order, so the set alone says what the statement is. When t keeps
+ * STORE_WRITE_STATEMENTS_MAX sets already, the least recently used one is
+ * finalized. Returns 0 and *ret (give it back with stmt_release()) or a
+ * negative errno. */
+static int write_statement(struct store *s, const struct store_table *t,
+                           bool update, uint64_t columns, sqlite3_stmt **ret) {
+        struct write_statement *slots = t->statements->writes, *w = NULL;
+        _cleanup_free_ char *sql = NULL;
+        struct strbuf b = {};
+        const char *sep = "";
+        int r;
+
+        for (size_t i = 0; i < STORE_WRITE_STATEMENTS_MAX && !w; i++)
+                if (slots[i].stmt && slots[i].update == update &&
+                    slots[i].columns == columns)
+                        w = slots + i;
+        if (w)
+                goto found;
+
+        if (update) {
+                strbuf_printf(&b, "UPDATE \"%s\" SET ", t->name);
+                for (size_t i = 0; i < t->n_columns; i++)
+                        if (columns & column_bit(i)) {
+                                strbuf_printf(&b, "%s\"%s\" = ?", sep,
+                                              t->columns[i].name);
+                                sep = ", ";
+                        }
+                strbuf_printf(&b, " WHERE \"id\" = ?");
+        } else {
+                strbuf_printf(&b, "INSERT INTO \"%s\" (", t->name);
+                for (size_t i = 0; i < t->n_columns; i++)
+                        if (columns & column_bit(i)) {
+                                strbuf_printf(&b, "%s\"%s\"", sep,
+                                              t->columns[i].name);
+                                sep = ", ";
+                        }
+                strbuf_printf(&b, ") VALUES (");
+                sep = "";
+                for (size_t i = 0; i < t->n_columns; i++)
+                        if (columns & column_bit(i)) {
+                                strbuf_printf(&b, "%s?", sep);
+                                sep = ", ";
+                        }
+                strbuf_printf(&b, ")");
+        }
+        r = strbuf_take(&b, &sql);
+        if (r < 0)
+                return r;
+
+        /* A free slot, else the least recently used. */
+        w = slots;
+        for (size_t i = 0; i < STORE_WRITE_STATEMENTS_MAX; i++) {
+                if (!slots[i].stmt) {
+                        w = slots + i;
+                        break;
+                }
+                if (slots[i].last_used < w->last_used)
+                        w = slots + i;
+        }
+        /* Write statements are never borrowed two at a time. */
+        assert(!w->stmt || !sqlite3_stmt_busy(w->stmt));
+        stmt_finalize(&w->stmt);
+        *w = (struct write_statement){.update = update, .columns = columns};
+        r = prepare_text(s, sql, SQLITE_PREPARE_PERSISTENT, &w->stmt);
+        if (r < 0) {
+                w->stmt = NULL;
+                return r;
+        }
+
+found:
+        assert(!sqlite3_stmt_busy(w->stmt));
+        w->last_used = ++s->write_clock;
+        *ret = w->stmt;
+        return 0;
+}
+
+/* Binds parameter k to column i of t as w says: the transaction's version,
+ * the op's value (ops: the transaction's ops, which refs read the ids of
+ * the earlier ones from; NULL when there can be no refs), or for a column
+ * the op does not name, what the transaction fills in. */
+static int bind_column(struct apply *a, sqlite3_stmt *stmt, int k,
+                       const struct store_table *t, size_t i,
+                       const struct write_set *w, const struct op *ops) {
+        const struct store_column *c = t->columns + i;
+        struct json_object *v;
         const char *text;
         int64_t n;
         int rc;
 
-        switch (b->source) {
-        case BIND_TIME:
-                rc = sqlite3_bind_int64(stmt, i, (int64_t) a->tx->time_usec);
-                break;
-        case BIND_ACTOR:
-                rc = sqlite3_bind_text(stmt, i,
-                                       a->tx->actor ? a->tx->actor : "", -1,
+        if (i == t->version_column)
+                rc = sqlite3_bind_int64(stmt, k, (int64_t) a->version);
+        else if (!(w->named & column_bit(i))) {
+                assert(c->fill != SCHEMA_FILL_NONE);
+                if (c->fill == SCHEMA_FILL_TIME)
+                        rc = sqlite3_bind_int64(stmt, k,
+                                                (int64_t) a->tx->time_usec);
+                else
+                        rc = sqlite3_bind_text(stmt, k,
+                                               a->tx->actor ? a->tx->actor : "",
+                                               -1, SQLITE_STATIC);
+        } else if (!(v = w->values[i]))
+                rc = sqlite3_bind_null(stmt, k);
+        else if (c->value == SCHEMA_VALUE_JSON) {
+                text = json_object_to_json_string_ext(
+                        v, JSON_C_TO_STRING_PLAIN |
+                                   JSON_C_TO_STRING_NOSLASHESCAPE);
+                if (!text)
+                        return -ENOMEM;
+                rc = sqlite3_bind_text(stmt, k, text, -1, SQLITE_TRANSIENT);
+        } else if (c->value == SCHEMA_VALUE_BOOL)
+                rc = sqlite3_bind_int(stmt, k,
+                                      json_object_get_boolean(v) ? 1 : 0);
+        else if (c->type == COLUMN_TEXT)
+                rc = sqlite3_bind_text(stmt, k, json_object_get_string(v),
+                                       json_object_get_string_len(v),
                                        SQLITE_STATIC);
-                break;
-        case BIND_VERSION:
-                rc = sqlite3_bind_int64(stmt, i, (int64_t) a->version);
-                break;
-        default:
-                if (!v)
-                        rc = sqlite3_bind_null(stmt, i);
-                else if (b->column->value == SCHEMA_VALUE_JSON) {
-                        text = json_object_to_json_string_ext(
-                                v, JSON_C_TO_STRING_PLAIN |
-                                           JSON_C_TO_STRING_NOSLASHESCAPE);
-                        if (!text)
-                                return -ENOMEM;
-                        rc = sqlite3_bind_text(stmt, i, text, -1,
-                                               SQLITE_TRANSIENT);
-                } else if (b->column->value == SCHEMA_VALUE_BOOL)
-                        rc = sqlite3_bind_int(
-                                stmt, i, json_object_get_boolean(v) ? 1 : 0);
-                else if (b->column->type == COLUMN_TEXT)
-                        rc = sqlite3_bind_text(
-                                stmt, i, json_object_get_string(v),
-                                json_object_get_string_len(v), SQLITE_STATIC);
-                else if (json_int64(v, &n))
-                        rc = sqlite3_bind_int64(stmt, i, n);
-                else {
-                        /* A ref, checked by value_check(). */
-                        bool ok = json_ref(v, &n);
+        else if (json_int64(v, &n))
+                rc = sqlite3_bind_int64(stmt, k, n);
+        else {
+                /* A ref, checked by value_check(). */
+                bool ok = json_ref(v, &n);
 
-                        assert(ok && ops);
-                        (void) ok;
-                        rc = sqlite3_bind_int64(stmt, i, ops[n].result);
-                }
+                assert(ok && ops);
+                (void) ok;
+                rc = sqlite3_bind_int64(stmt, k, ops[n].result);
         }
         return rc == SQLITE_OK ? 0 : haven_db_errno(rc);
+}
+
+/* Binds every column of w, in schema order, from parameter 1. Returns the
+ * number of parameters bound or a negative errno. */
+static int bind_columns(struct apply *a, sqlite3_stmt *stmt,
+                        const struct store_table *t, const struct write_set *w,
+                        const struct op *ops) {
+        int k = 0, r;
+
+        for (size_t i = 0; i < t->n_columns; i++) {
+                if (!(w->columns & column_bit(i)))
+                        continue;
+                r = bind_column(a, stmt, ++k, t, i, w, ops);
+                if (r < 0)
+                        return r;
+        }
+        return k;
 }
 
 /* The integer the op writes into column c (a value or a resolved ref):
@@ -1505,42 +1708,24 @@ static int write_failed(struct apply *a, const struct store_table *t,
 static int exec_insert(struct apply *a, const struct op *op,
                        const struct op *ops, int64_t *ret_id) {
         const struct store_table *t = op->table;
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL, *row = NULL;
-        _cleanup_free_ struct binding *b = NULL;
-        _cleanup_free_ char *sql = NULL;
-        struct strbuf buf = {};
-        ssize_t n;
+        _cleanup_(stmt_releasep) sqlite3_stmt *stmt = NULL, *row = NULL;
+        struct write_set w;
         int64_t id;
         uint64_t h;
         int rc, r;
 
-        n = bindings_collect(t, op->values, true, &b);
-        if (n < 0)
-                return internal_error(a, (int) n, "building an insert");
-        strbuf_printf(&buf, "INSERT INTO \"%s\" (", t->name);
-        for (ssize_t i = 0; i < n; i++)
-                strbuf_printf(&buf, "%s\"%s\"", i ? ", " : "",
-                              b[i].column->name);
-        strbuf_printf(&buf, ") VALUES (");
-        for (ssize_t i = 0; i < n; i++)
-                strbuf_printf(&buf, "%s?", i ? ", " : "");
-        strbuf_printf(&buf, ")");
-        r = strbuf_take(&buf, &sql);
-        if (r < 0)
-                return internal_error(a, r, "building an insert");
-
-        r = prepare(a->s, &stmt, "%s", sql);
+        write_set_collect(t, op->values, true, &w);
+        r = write_statement(a->s, t, false, w.columns, &stmt);
         if (r < 0)
                 return internal_error(a, r, "preparing an insert");
-        for (ssize_t i = 0; i < n; i++) {
-                r = bind_one(a, stmt, (int) i + 1, b + i, ops);
-                if (r < 0)
-                        return internal_error(a, r, "binding a value");
-        }
+        r = bind_columns(a, stmt, t, &w, ops);
+        if (r < 0)
+                return internal_error(a, r, "binding a value");
         rc = sqlite3_step(stmt);
         if (rc != SQLITE_DONE)
                 return write_failed(a, t, op, ops, rc);
         id = sqlite3_last_insert_rowid(a->s->db);
+        stmt_release(TAKE_PTR(stmt));
 
         r = row_fetch(a->s, t, id, &row);
         if (r == 0)
@@ -1558,7 +1743,7 @@ static int exec_insert(struct apply *a, const struct op *op,
  * *ret_row, or -ENOENT / -ESTALE / another errno with the error filled. */
 static int row_for_change(struct apply *a, const struct op *op,
                           sqlite3_stmt **ret_row) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *row = NULL;
+        _cleanup_(stmt_releasep) sqlite3_stmt *row = NULL;
         char what[SHOWN_MAX + 80];
         int64_t version;
         int r;
@@ -1568,9 +1753,7 @@ static int row_for_change(struct apply *a, const struct op *op,
                 return internal_error(a, r, "reading a row");
         if (r == 0)
                 return not_found(a, op->table, op->id);
-        version = sqlite3_column_int64(
-                row, (int) column_index(op->table,
-                                        column_find(op->table, "version")));
+        version = sqlite3_column_int64(row, (int) op->table->version_column);
         if (op->has_expect_version && version != op->expect_version) {
                 row_describe(op->table, row, what, sizeof what);
                 return set_error(a->error, -ESTALE, "conflict", NULL,
@@ -1586,12 +1769,9 @@ static int row_for_change(struct apply *a, const struct op *op,
 static int exec_update(struct apply *a, const struct op *op,
                        const struct op *ops) {
         const struct store_table *t = op->table;
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL, *row = NULL;
-        _cleanup_free_ struct binding *b = NULL;
-        _cleanup_free_ char *sql = NULL;
-        struct strbuf buf = {};
+        _cleanup_(stmt_releasep) sqlite3_stmt *stmt = NULL, *row = NULL;
+        struct write_set w;
         uint64_t old_hash, new_hash;
-        ssize_t n;
         int rc, r;
 
         r = row_for_change(a, op, &row);
@@ -1600,32 +1780,20 @@ static int exec_update(struct apply *a, const struct op *op,
         r = row_hash(t, row, &old_hash);
         if (r < 0)
                 return internal_error(a, r, "hashing a row");
-        (void) sqlite3_finalize(TAKE_PTR(row));
+        stmt_release(TAKE_PTR(row));
 
-        n = bindings_collect(t, op->values, false, &b);
-        if (n < 0)
-                return internal_error(a, (int) n, "building an update");
-        strbuf_printf(&buf, "UPDATE \"%s\" SET ", t->name);
-        for (ssize_t i = 0; i < n; i++)
-                strbuf_printf(&buf, "%s\"%s\" = ?", i ? ", " : "",
-                              b[i].column->name);
-        strbuf_printf(&buf, " WHERE \"id\" = ?");
-        r = strbuf_take(&buf, &sql);
-        if (r < 0)
-                return internal_error(a, r, "building an update");
-
-        r = prepare(a->s, &stmt, "%s", sql);
+        write_set_collect(t, op->values, false, &w);
+        r = write_statement(a->s, t, true, w.columns, &stmt);
         if (r < 0)
                 return internal_error(a, r, "preparing an update");
-        for (ssize_t i = 0; i < n; i++) {
-                r = bind_one(a, stmt, (int) i + 1, b + i, ops);
-                if (r < 0)
-                        return internal_error(a, r, "binding a value");
-        }
-        (void) sqlite3_bind_int64(stmt, (int) n + 1, op->id);
+        r = bind_columns(a, stmt, t, &w, ops);
+        if (r < 0)
+                return internal_error(a, r, "binding a value");
+        (void) sqlite3_bind_int64(stmt, r + 1, op->id);
         rc = sqlite3_step(stmt);
         if (rc != SQLITE_DONE)
                 return write_failed(a, t, op, ops, rc);
+        stmt_release(TAKE_PTR(stmt));
 
         r = row_fetch(a->s, t, op->id, &row);
         if (r == 0)
@@ -1675,19 +1843,19 @@ static int delete_row(struct apply *a, const struct store_table *t, int64_t id,
 
 /* Deletes, row by row and in id order, the rows of fk->child that refer to
  * row parent_id of fk->parent. */
-static int delete_children(struct apply *a, const struct store_fk *fk,
+static int delete_children(struct apply *a, struct store_fk *fk,
                            int64_t parent_id, unsigned depth) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *stmt = NULL;
+        _cleanup_(stmt_releasep) sqlite3_stmt *stmt = NULL;
         _cleanup_free_ int64_t *ids = NULL;
         size_t n = 0;
         int rc, r;
 
-        r = prepare(a->s, &stmt,
-                    "SELECT \"id\" FROM \"%s\" WHERE \"%s\" = (SELECT \"%s\" "
-                    "FROM \"%s\" WHERE \"id\" = ?) ORDER BY \"id\"",
-                    fk->child->name, fk->child->columns[fk->child_column].name,
-                    fk->parent->columns[fk->parent_column].name,
-                    fk->parent->name);
+        r = stmt_borrow(
+                a->s, &fk->select_children, &stmt,
+                "SELECT \"id\" FROM \"%s\" WHERE \"%s\" = (SELECT "
+                "\"%s\" FROM \"%s\" WHERE \"id\" = ?) ORDER BY \"id\"",
+                fk->child->name, fk->child->columns[fk->child_column].name,
+                fk->parent->columns[fk->parent_column].name, fk->parent->name);
         if (r < 0)
                 return internal_error(a, r, "finding dependent rows");
         (void) sqlite3_bind_int64(stmt, 1, parent_id);
@@ -1703,7 +1871,8 @@ static int delete_children(struct apply *a, const struct store_fk *fk,
         if (rc != SQLITE_DONE)
                 return internal_error(a, step_errno(a->s, rc),
                                       "finding dependent rows");
-        (void) sqlite3_finalize(TAKE_PTR(stmt));
+        /* Before the cascade, which may come back to this key. */
+        stmt_release(TAKE_PTR(stmt));
 
         for (size_t i = 0; i < n; i++) {
                 r = delete_row(a, fk->child, ids[i], depth + 1);
@@ -1718,7 +1887,7 @@ static int delete_children(struct apply *a, const struct store_fk *fk,
  * cascade would remove it unseen. */
 static int delete_row(struct apply *a, const struct store_table *t, int64_t id,
                       unsigned depth) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *row = NULL, *stmt = NULL;
+        _cleanup_(stmt_releasep) sqlite3_stmt *row = NULL, *stmt = NULL;
         char what[SHOWN_MAX + 80];
         uint64_t h;
         int rc, r;
@@ -1734,10 +1903,11 @@ static int delete_row(struct apply *a, const struct store_table *t, int64_t id,
         if (r < 0)
                 return internal_error(a, r, "hashing a row");
         row_describe(t, row, what, sizeof what);
-        (void) sqlite3_finalize(TAKE_PTR(row));
+        /* Before the cascade, which may read t again. */
+        stmt_release(TAKE_PTR(row));
 
         for (size_t i = 0; i < a->s->n_fks; i++) {
-                const struct store_fk *fk = a->s->fks + i;
+                struct store_fk *fk = a->s->fks + i;
 
                 if (fk->parent != t || !fk->cascade)
                         continue;
@@ -1746,8 +1916,8 @@ static int delete_row(struct apply *a, const struct store_table *t, int64_t id,
                         return r;
         }
 
-        r = prepare(a->s, &stmt, "DELETE FROM \"%s\" WHERE \"id\" = ?",
-                    t->name);
+        r = stmt_borrow(a->s, &t->statements->delete_row, &stmt,
+                        "DELETE FROM \"%s\" WHERE \"id\" = ?", t->name);
         if (r < 0)
                 return internal_error(a, r, "preparing a delete");
         (void) sqlite3_bind_int64(stmt, 1, id);
@@ -1769,13 +1939,13 @@ static int delete_row(struct apply *a, const struct store_table *t, int64_t id,
 }
 
 static int exec_delete(struct apply *a, const struct op *op) {
-        _cleanup_(sqlite3_finalizep) sqlite3_stmt *row = NULL;
+        _cleanup_(stmt_releasep) sqlite3_stmt *row = NULL;
         int r;
 
         r = row_for_change(a, op, &row);
         if (r < 0)
                 return r;
-        (void) sqlite3_finalize(TAKE_PTR(row));
+        stmt_release(TAKE_PTR(row));
         return delete_row(a, op->table, op->id, 0);
 }
 
@@ -2118,9 +2288,8 @@ static int audit_write(struct apply *a, const struct op *ops, size_t n) {
                               false);
         if (r < 0)
                 return internal_error(a, r, "writing the audit log");
-        insert = (struct op){.kind = OP_INSERT,
-                             .table = table_find(a->s, "audit"),
-                             .values = values};
+        insert = (struct op){
+                .kind = OP_INSERT, .table = a->s->audit, .values = values};
         return exec_insert(a, &insert, NULL, &id);
 }
 
@@ -2168,15 +2337,13 @@ static int result_new(uint64_t version, const struct op *ops, size_t n,
 }
 
 static int tx_begin(struct store *s) {
-        return haven_db_exec(s->db, s->in_batch ? "SAVEPOINT store_apply"
-                                                : "BEGIN IMMEDIATE");
+        return control_run(s, s->in_batch ? CONTROL_SAVEPOINT : CONTROL_BEGIN);
 }
 
 /* Makes the transaction's changes stick (in the batch, or committed). On
  * failure nothing is committed; the caller calls tx_abort(). */
 static int tx_end(struct store *s) {
-        return haven_db_exec(s->db,
-                             s->in_batch ? "RELEASE store_apply" : "COMMIT");
+        return control_run(s, s->in_batch ? CONTROL_RELEASE : CONTROL_COMMIT);
 }
 
 /* Undoes the transaction. In a batch, the earlier applies stay, unless
@@ -2185,14 +2352,14 @@ static int tx_end(struct store *s) {
  * every further apply and store_batch_end() fail. */
 static void tx_abort(struct store *s, int r) {
         if (!s->in_batch) {
-                (void) haven_db_rollback(s->db);
+                (void) rollback(s);
                 return;
         }
         if (!sqlite3_get_autocommit(s->db) &&
-            haven_db_exec(s->db, "ROLLBACK TO store_apply") >= 0 &&
-            haven_db_exec(s->db, "RELEASE store_apply") >= 0)
+            control_run(s, CONTROL_ROLLBACK_TO) >= 0 &&
+            control_run(s, CONTROL_RELEASE) >= 0)
                 return;
-        (void) haven_db_rollback(s->db);
+        (void) rollback(s);
         s->batch_error = r < 0 ? r : -EIO;
         s->version = s->batch_version;
         s->checksum = s->batch_checksum;
@@ -2279,7 +2446,7 @@ int store_batch_begin(struct store *s) {
         assert(s);
         if (s->in_batch)
                 return -EBUSY;
-        r = haven_db_begin(s->db);
+        r = control_run(s, CONTROL_BEGIN);
         if (r < 0)
                 return r;
         s->in_batch = true;
@@ -2298,9 +2465,9 @@ int store_batch_end(struct store *s) {
         s->in_batch = false;
         r = s->batch_error;
         if (r >= 0)
-                r = haven_db_commit(s->db);
+                r = control_run(s, CONTROL_COMMIT);
         if (r < 0) {
-                (void) haven_db_rollback(s->db);
+                (void) rollback(s);
                 s->version = s->batch_version;
                 s->checksum = s->batch_checksum;
                 return r;

@@ -174,9 +174,9 @@ int main(int argc, char **argv) {
         qsort(commit_ns, count, sizeof *commit_ns, cmp_u64);
         fprintf(stderr,
                 "store: %zu one-row inserts, one batch each (%s):\n"
-                "  store_apply      p50 %8.1f us  p99 %8.1f us\n"
-                "  store_batch_end  p50 %8.1f us  p99 %8.1f us\n"
-                "  store_batch_begin p50 %7.1f us\n",
+                "  store_apply       p50 %8.1f us  p99 %8.1f us\n"
+                "  store_batch_end   p50 %8.1f us  p99 %8.1f us\n"
+                "  store_batch_begin p50 %8.1f us\n",
                 count, dir, pct_us(apply_ns, count, 0.5),
                 pct_us(apply_ns, count, 0.99), pct_us(commit_ns, count, 0.5),
                 pct_us(commit_ns, count, 0.99), pct_us(begin_ns, count, 0.5));
@@ -205,8 +205,9 @@ int main(int argc, char **argv) {
                 count, BATCH, tps, (double) elapsed / 1e3 / (double) count);
 
         if (store_version(s) != 2 * count) {
-                fprintf(stderr, "haven-bench-store: version %" PRIu64
-                                ", expected %zu\n",
+                fprintf(stderr,
+                        "haven-bench-store: version %" PRIu64
+                        ", expected %zu\n",
                         store_version(s), 2 * count);
                 return 1;
         }
