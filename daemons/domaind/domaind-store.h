@@ -96,5 +96,11 @@ int store_restore(struct store *s, struct json_object *snapshot);
 int store_query(struct store *s, const char *table, struct json_object *where,
                 struct json_object **ret);
 
+/* Copies the write-ahead log into the database (PASSIVE: never waits for
+ * readers). The store does not checkpoint inside commits; the daemon calls
+ * this when idle. Returns the number of frames copied (>= 0), -EBUSY inside
+ * a batch, or a negative errno. */
+int store_checkpoint(struct store *s);
+
 /* The names of the replicated tables, NULL-terminated, static. */
 const char *const *store_tables(void);

@@ -873,6 +873,11 @@ static int on_file_check_timer(sd_event_source *s, uint64_t usec, void *userdata
         /* Submissions and joins waiting for the cluster may have expired. */
         (void) api_submit_flush(d);
         join_check_progress(d);
+        if (!batch.open) {
+                r = store_checkpoint(d->store);
+                if (r < 0 && r != -EBUSY)
+                        log_warning_errno(r, "WAL checkpoint failed: %m, ignoring");
+        }
         if (stat(d->db_path, &st) == 0 && st.st_ino == db_inode)
                 return 0;
         log_warning("The database \"%s\" was removed or replaced; recreating it from the cluster",

@@ -1404,6 +1404,28 @@ query_filters_by_equality_and_refuses_unknown_columns(void **state) {
         assert_null(rows);
 }
 
+/* Commits leave their pages in the write-ahead log (no automatic
+ * checkpoint inside a commit); store_checkpoint copies them into the
+ * database, never inside a batch, and the content stays the same. */
+static void checkpoint_runs_outside_batches_only_and_keeps_the_content(void **state) {
+        struct fixture *f = *state;
+        _cleanup_free_ char *before = NULL, *after = NULL;
+        struct store *s = NULL;
+
+        assert_int_equal(store_open(f->path, &s), 0);
+        populate(f, s);
+        before = snapshot_text(s);
+        assert_true(store_checkpoint(s) > 0);
+        assert_int_equal(store_checkpoint(s), 0); /* nothing new */
+        assert_int_equal(store_batch_begin(s), 0);
+        assert_int_equal(store_checkpoint(s), -EBUSY);
+        assert_int_equal(store_batch_end(s), 0);
+        after = snapshot_text(s);
+        assert_string_equal(after, before);
+        assert_checksum_consistent(s);
+        s = store_free(s);
+}
+
 #define t(test)                                                                \
         cmocka_unit_test_setup_teardown(test, fixture_setup, fixture_teardown)
 
@@ -1427,6 +1449,7 @@ int main(void) {
                 t(snapshot_restored_into_another_store_gives_the_same_content),
                 t(tampered_snapshot_is_refused_and_changes_nothing),
                 t(query_filters_by_equality_and_refuses_unknown_columns),
+                t(checkpoint_runs_outside_batches_only_and_keeps_the_content),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
