@@ -98,8 +98,8 @@ int store_query(struct store *s, const char *table, struct json_object *where,
 
 /* Copies the write-ahead log into the database (PASSIVE: never waits for
  * readers). The store does not checkpoint inside commits; the daemon calls
- * this when idle. Returns the number of frames copied (>= 0), -EBUSY inside
- * a batch, or a negative errno. */
+ * this when idle. Returns how many frames of the log are now in the
+ * database (>= 0), -EBUSY inside a batch, or a negative errno. */
 int store_checkpoint(struct store *s);
 
 /* The names of the replicated tables, NULL-terminated, static. */

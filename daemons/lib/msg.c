@@ -1,117 +1,56 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Framed JSON over unix stream sockets (haven/msg.h): frame encoding and
- * parsing, the non-blocking sd-event server (per-connection buffers, limits,
- * idle timers, refcounted connections) and the blocking client. Must not: look
- * at a message beyond "one JSON object", block the loop, or log above debug.
+ * Framed JSON over unix stream sockets (haven/msg.h): payload parsing, the
+ * non-blocking sd-event server (per-connection buffers, limits, idle timers,
+ * refcounted connections) and the blocking client; the framing itself is
+ * haven/frame.h's. Must not: look at a message beyond "one JSON object",
+ * block the loop, or log above debug.
  */
 #include <assert.h>
-#include <limits.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
-#include <time.h>
 
+#include "haven/frame.h"
 #include "haven/json.h"
 #include "haven/log.h"
 #include "haven/msg.h"
 
-#define FRAME_HEADER_SIZE 4u
-/* Reads are at most this large unless a longer frame is being completed. */
-#define READ_CHUNK (64u * 1024u)
 #define MAX_CONNECTIONS_DEFAULT 64u
-/* A connection's output queue may hold at least this much (or two frames of
- * the maximum size, if that is more); a peer that lets more pile up without
- * reading is dropped. */
-#define OUTPUT_QUEUE_MIN (4u * 1024u * 1024u)
 /* Connections accepted per wakeup, so a connect storm cannot starve others. */
 #define ACCEPT_BATCH 32u
 /* How long accepting pauses when the process is out of file descriptors. */
 #define ACCEPT_RETRY_USEC (250u * 1000u)
 #define SOCKET_MODE_DEFAULT 0600
 
-static size_t size_max(size_t a, size_t b) {
-        return a > b ? a : b;
-}
-
-static size_t effective_max_size(size_t max_size) {
-        if (max_size == 0)
-                return HAVEN_MSG_SIZE_DEFAULT;
-        if (max_size > HAVEN_MSG_SIZE_HARD_MAX)
-                return HAVEN_MSG_SIZE_HARD_MAX;
-        return max_size;
-}
+static_assert(HAVEN_MSG_SIZE_DEFAULT == HAVEN_FRAME_SIZE_DEFAULT,
+              "haven/msg.h and haven/frame.h disagree on the default limit");
+static_assert(HAVEN_MSG_SIZE_HARD_MAX == HAVEN_FRAME_SIZE_HARD_MAX,
+              "haven/msg.h and haven/frame.h disagree on the hard limit");
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct json_tokener *, json_tokener_free)
 
-/* Grows *buf (of *alloc bytes) to hold at least `need` bytes, keeping its
- * contents. Returns 0 or -ENOMEM (the buffer is unchanged then). */
-static int buffer_reserve(uint8_t **buf, size_t *alloc, size_t need) {
-        uint8_t *p;
-
-        if (*alloc >= need)
-                return 0;
-        p = realloc(*buf, need);
-        if (!p)
-                return -ENOMEM;
-        *buf = p;
-        *alloc = need;
-        return 0;
-}
-
 /* ==== Frames ==== */
 
-static void frame_header_write(uint8_t *header, size_t size) {
-        assert(size <= UINT32_MAX);
-        header[0] = (uint8_t) (size >> 24);
-        header[1] = (uint8_t) (size >> 16);
-        header[2] = (uint8_t) (size >> 8);
-        header[3] = (uint8_t) size;
-}
-
-static size_t frame_header_read(const uint8_t *header) {
-        return (size_t) header[0] << 24 | (size_t) header[1] << 16 |
-               (size_t) header[2] << 8 | (size_t) header[3];
-}
-
-/* Serializes obj to compact JSON. Returns 0 and the text (borrowed from obj:
- * valid until obj changes or goes away) and its length, -E2BIG if the text
- * is longer than max_size, -ENOMEM. */
-static int frame_text(struct json_object *obj, size_t max_size,
-                      const char **ret_text, size_t *ret_size) {
-        const char *text;
-        size_t size = 0;
-
-        text = json_object_to_json_string_length(
-                obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
-                &size);
-        if (!text)
-                return -ENOMEM;
-        if (size > max_size)
-                return -E2BIG;
-        *ret_text = text;
-        *ret_size = size;
-        return 0;
-}
-
-/* Parses one frame's payload, which must be exactly one JSON object (valid
- * UTF-8, no NUL bytes, nested at most HAVEN_JSON_DEPTH_MAX deep, nothing but
- * whitespace after it). Returns 0 and *ret (a new reference), -EBADMSG with
- * *ret_reason set to a static description of what is wrong, or -ENOMEM. */
+/* Parses one frame's payload (not empty: haven_frame_next() refuses empty
+ * frames), which must be exactly one JSON object (valid UTF-8, no NUL bytes,
+ * nested at most HAVEN_JSON_DEPTH_MAX deep, nothing but whitespace after
+ * it). Returns 0 and *ret (a new reference), -EBADMSG with *ret_reason set
+ * to a static description of what is wrong, or -ENOMEM. Differs from
+ * haven_json_parse(), which peer.c uses: the reasons say more, and \u0000
+ * escapes, NaN, integers beyond int64 and "-01" pass here. */
 static int payload_parse(const uint8_t *payload, size_t size,
                          struct json_object **ret, const char **ret_reason) {
         _cleanup_(json_tokener_freep) struct json_tokener *tok = NULL;
         _cleanup_(json_object_putp) struct json_object *obj = NULL;
         enum json_tokener_error error;
 
+        assert(payload);
+        assert(size > 0);
         assert(ret);
         assert(ret_reason);
 
-        if (size == 0) {
-                *ret_reason = "empty frame";
-                return -EBADMSG;
-        }
         /* json-c stops at a NUL byte and reports success for what came before
          * it; a frame's bytes must all be JSON text. */
         if (memchr(payload, '\0', size)) {
@@ -156,61 +95,13 @@ static int payload_parse(const uint8_t *payload, size_t size,
         return 0;
 }
 
-/* Returns {"error":{"code":code,"message":message}}, or NULL on -ENOMEM. */
-static struct json_object *error_object_new(const char *code,
-                                            const char *message) {
-        _cleanup_(json_object_putp) struct json_object *outer = NULL;
-        struct json_object *inner, *value;
-
-        outer = json_object_new_object();
-        inner = json_object_new_object();
-        if (!outer || !inner) {
-                json_object_put(inner);
-                return NULL;
-        }
-        if (json_object_object_add(outer, "error", inner) < 0) {
-                json_object_put(inner);
-                return NULL;
-        }
-        value = json_object_new_string(code ? code : "");
-        if (!value || json_object_object_add(inner, "code", value) < 0) {
-                json_object_put(value);
-                return NULL;
-        }
-        value = json_object_new_string(message ? message : "");
-        if (!value || json_object_object_add(inner, "message", value) < 0) {
-                json_object_put(value);
-                return NULL;
-        }
-        return TAKE_PTR(outer);
-}
-
 /* max_size 0 means HAVEN_MSG_SIZE_DEFAULT; values above
  * HAVEN_MSG_SIZE_HARD_MAX are lowered to it. obj may be any JSON value
  * (NULL encodes as null); only the receiver insists on an object. */
 int haven_msg_encode(struct json_object *obj, size_t max_size,
                      uint8_t **ret_frame, size_t *ret_size) {
-        _cleanup_free_ uint8_t *frame = NULL;
-        const char *text;
-        size_t size;
-        int r;
-
-        assert(ret_frame);
-        assert(ret_size);
-
-        r = frame_text(obj, effective_max_size(max_size), &text, &size);
-        if (r < 0)
-                return r;
-
-        frame = malloc(FRAME_HEADER_SIZE + size);
-        if (!frame)
-                return -ENOMEM;
-        frame_header_write(frame, size);
-        memcpy(frame + FRAME_HEADER_SIZE, text, size);
-
-        *ret_frame = TAKE_PTR(frame);
-        *ret_size = FRAME_HEADER_SIZE + size;
-        return 0;
+        return haven_frame_encode(obj, haven_frame_max_size(max_size),
+                                  ret_frame, ret_size);
 }
 
 /* ==== Server ==== */
@@ -247,10 +138,8 @@ struct haven_msg_conn {
         sd_event_source *idle_source;
         bool closing; /* no more input; close once flushed */
 
-        uint8_t *in; /* received: in[in_start..in_len) */
-        size_t in_start, in_len, in_alloc;
-        uint8_t *out; /* queued bytes: out[out_start..out_end) */
-        size_t out_start, out_end, out_alloc;
+        struct haven_frame_buffer in;  /* received */
+        struct haven_frame_buffer out; /* queued */
 
         void *userdata;
 };
@@ -262,7 +151,7 @@ static bool conn_connected(const struct haven_msg_conn *conn) {
 }
 
 static size_t conn_output_pending(const struct haven_msg_conn *conn) {
-        return conn->out_end - conn->out_start;
+        return haven_frame_buffer_size(&conn->out);
 }
 
 /* Input is read and handled only while the peer keeps up with the replies:
@@ -270,20 +159,16 @@ static size_t conn_output_pending(const struct haven_msg_conn *conn) {
 static bool conn_wants_input(const struct haven_msg_conn *conn) {
         return conn_connected(conn) && !conn->closing &&
                conn_output_pending(conn) <
-                       conn->server->max_size + FRAME_HEADER_SIZE;
+                       conn->server->max_size + HAVEN_FRAME_HEADER_SIZE;
 }
 
 static void conn_free_buffers(struct haven_msg_conn *conn) {
-        free(conn->in);
-        conn->in = NULL;
-        conn->in_start = conn->in_len = conn->in_alloc = 0;
-        free(conn->out);
-        conn->out = NULL;
-        conn->out_start = conn->out_end = conn->out_alloc = 0;
+        haven_frame_buffer_free(&conn->in);
+        haven_frame_buffer_free(&conn->out);
 }
 
 static size_t conn_input_size(const struct haven_msg_conn *conn) {
-        return conn->in_len - conn->in_start;
+        return haven_frame_buffer_size(&conn->in);
 }
 
 /* Closes the socket now, dropping anything still queued either way, and
@@ -367,7 +252,7 @@ static int conn_flush(struct haven_msg_conn *conn) {
         while (conn_output_pending(conn) > 0) {
                 ssize_t n;
 
-                n = send(conn->fd, conn->out + conn->out_start,
+                n = send(conn->fd, conn->out.data + conn->out.start,
                          conn_output_pending(conn),
                          MSG_NOSIGNAL | MSG_DONTWAIT);
                 if (n < 0) {
@@ -377,51 +262,11 @@ static int conn_flush(struct haven_msg_conn *conn) {
                                 return 0;
                         return -errno;
                 }
-                conn->out_start += (size_t) n;
+                conn->out.start += (size_t) n;
                 conn_touch(conn);
         }
 
-        conn->out_start = conn->out_end = 0;
-        if (conn->out_alloc > READ_CHUNK) {
-                /* Give back what a burst of large replies took. */
-                free(conn->out);
-                conn->out = NULL;
-                conn->out_alloc = 0;
-        }
-        return 0;
-}
-
-/* Appends one frame (header + text) to the output queue. Returns 0,
- * -ENOBUFS when the queue would exceed its limit, -ENOMEM. */
-static int conn_queue(struct haven_msg_conn *conn, const char *text,
-                      size_t size) {
-        size_t pending = conn_output_pending(conn);
-        size_t need = FRAME_HEADER_SIZE + size;
-        size_t output_max = conn->server->output_max;
-        int r;
-
-        if (need > output_max - pending)
-                return -ENOBUFS;
-
-        if (conn->out_end + need > conn->out_alloc && conn->out_start > 0) {
-                memmove(conn->out, conn->out + conn->out_start, pending);
-                conn->out_start = 0;
-                conn->out_end = pending;
-        }
-        if (conn->out_end + need > conn->out_alloc) {
-                size_t alloc = conn->out_alloc * 2;
-
-                if (alloc > output_max)
-                        alloc = output_max;
-                r = buffer_reserve(&conn->out, &conn->out_alloc,
-                                   size_max(conn->out_end + need, alloc));
-                if (r < 0)
-                        return r;
-        }
-
-        frame_header_write(conn->out + conn->out_end, size);
-        memcpy(conn->out + conn->out_end + FRAME_HEADER_SIZE, text, size);
-        conn->out_end += need;
+        haven_frame_buffer_trim(&conn->out);
         return 0;
 }
 
@@ -431,9 +276,7 @@ static int conn_queue(struct haven_msg_conn *conn, const char *text,
  * dropped), -ENOMEM. The caller must hold a reference to conn or be inside
  * the handler. */
 int haven_msg_conn_send(struct haven_msg_conn *conn, struct json_object *obj) {
-        const char *text;
         bool was_idle;
-        size_t size;
         int r;
 
         assert(conn);
@@ -441,11 +284,9 @@ int haven_msg_conn_send(struct haven_msg_conn *conn, struct json_object *obj) {
         if (!conn_connected(conn) || conn->closing)
                 return -ENOTCONN;
 
-        r = frame_text(obj, conn->server->max_size, &text, &size);
-        if (r < 0)
-                return r;
         was_idle = conn_output_pending(conn) == 0;
-        r = conn_queue(conn, text, size);
+        r = haven_frame_buffer_queue(&conn->out, obj, conn->server->max_size,
+                                     conn->server->output_max);
         if (r == -ENOBUFS) {
                 /* A peer that does not read what it is sent is dropped
                  * rather than buffered for without bound. */
@@ -475,7 +316,7 @@ int haven_msg_conn_send_error(struct haven_msg_conn *conn, const char *code,
 
         assert(conn);
 
-        error = error_object_new(code, message);
+        error = haven_frame_error_new(code, message);
         if (!error)
                 return -ENOMEM;
         return haven_msg_conn_send(conn, error);
@@ -489,7 +330,7 @@ void haven_msg_conn_close(struct haven_msg_conn *conn) {
                 return;
 
         conn->closing = true;
-        conn->in_start = conn->in_len = 0;
+        conn->in.start = conn->in.end = 0;
         conn_update_events(conn);
 }
 
@@ -515,33 +356,29 @@ static void conn_refuse(struct haven_msg_conn *conn, const char *reason) {
 static int conn_process_input(struct haven_msg_conn *conn) {
         int r;
 
-        while (conn_wants_input(conn) &&
-               conn_input_size(conn) >= FRAME_HEADER_SIZE) {
+        while (conn_wants_input(conn)) {
                 _cleanup_(json_object_putp) struct json_object *msg = NULL;
                 struct haven_msg_server *s = conn->server;
-                const uint8_t *frame = conn->in + conn->in_start;
                 const char *reason = NULL;
+                const uint8_t *payload;
                 size_t size;
 
-                size = frame_header_read(frame);
-                if (size > s->max_size) {
-                        /* Refused on the header alone: the payload is never
-                         * read, let alone buffered. */
-                        conn_refuse(conn, "frame too large");
-                        return 0;
-                }
-                if (conn_input_size(conn) - FRAME_HEADER_SIZE < size)
+                r = haven_frame_next(haven_frame_buffer_head(&conn->in),
+                                     conn_input_size(conn), s->max_size,
+                                     &payload, &size, &reason);
+                if (r == 0)
                         break; /* the rest is still on its way */
-
-                r = payload_parse(frame + FRAME_HEADER_SIZE, size, &msg,
-                                  &reason);
-                if (r == -EBADMSG) {
+                if (r > 0)
+                        r = payload_parse(payload, size, &msg, &reason);
+                /* A frame too large is refused on its header alone: the
+                 * payload is never read, let alone buffered. */
+                if (r == -E2BIG || r == -EBADMSG) {
                         conn_refuse(conn, reason);
                         return 0;
                 }
                 if (r < 0)
                         return r;
-                conn->in_start += FRAME_HEADER_SIZE + size;
+                conn->in.start += HAVEN_FRAME_HEADER_SIZE + size;
 
                 r = s->handler(conn, msg, s->userdata);
                 /* The handler may have closed conn, or even freed the
@@ -556,45 +393,28 @@ static int conn_process_input(struct haven_msg_conn *conn) {
                 }
         }
 
-        if (conn_input_size(conn) == 0) {
-                conn->in_start = conn->in_len = 0;
-                if (conn->in_alloc > READ_CHUNK) {
-                        free(conn->in);
-                        conn->in = NULL;
-                        conn->in_alloc = 0;
-                }
-        }
+        haven_frame_buffer_trim(&conn->in);
         return 0;
 }
 
 /* Reads what the socket has, up to the end of the frame being received or
- * READ_CHUNK bytes, whichever is more. End of stream closes the connection
- * (answering a half-received frame with an error first). Returns 0, or a
- * negative errno when the connection broke. */
+ * HAVEN_FRAME_READ_CHUNK bytes, whichever is more. End of stream closes the
+ * connection (answering a half-received frame with an error first). Returns 0,
+ * or a negative errno when the connection broke. */
 static int conn_read(struct haven_msg_conn *conn) {
-        size_t have = conn_input_size(conn), want;
+        size_t have = conn_input_size(conn);
         ssize_t n;
         int r;
 
-        if (conn->in_start > 0) {
-                memmove(conn->in, conn->in + conn->in_start, have);
-                conn->in_start = 0;
-                conn->in_len = have;
-        }
-
-        want = FRAME_HEADER_SIZE;
-        if (have >= FRAME_HEADER_SIZE)
-                /* At most max_size: larger frames were refused already. */
-                want += frame_header_read(conn->in);
-        r = buffer_reserve(&conn->in, &conn->in_alloc,
-                           size_max(want, READ_CHUNK));
+        /* Frames over max_size were refused on their header already. */
+        r = haven_frame_buffer_reserve_read(&conn->in);
         if (r < 0)
                 return r;
         /* Complete frames were consumed before, so there is room. */
-        assert(conn->in_alloc > conn->in_len);
+        assert(conn->in.alloc > conn->in.end);
 
-        n = read(conn->fd, conn->in + conn->in_len,
-                 conn->in_alloc - conn->in_len);
+        n = read(conn->fd, conn->in.data + conn->in.end,
+                 conn->in.alloc - conn->in.end);
         if (n < 0) {
                 if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
                         return 0;
@@ -608,7 +428,7 @@ static int conn_read(struct haven_msg_conn *conn) {
                 return 0;
         }
 
-        conn->in_len += (size_t) n;
+        conn->in.end += (size_t) n;
         conn_touch(conn);
         return 0;
 }
@@ -761,8 +581,8 @@ static void server_send_busy(struct haven_msg_server *s, int fd) {
         _cleanup_free_ uint8_t *frame = NULL;
         size_t size;
 
-        error = error_object_new("too-many-connections",
-                                 "the server has too many connections");
+        error = haven_frame_error_new("too-many-connections",
+                                      "the server has too many connections");
         if (!error || haven_msg_encode(error, s->max_size, &frame, &size) < 0)
                 return;
         (void) send(fd, frame, size, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -896,9 +716,8 @@ int haven_msg_server_new(sd_event *event,
                 return -ENOMEM;
         s->fd = -1;
         s->event = sd_event_ref(event);
-        s->max_size = effective_max_size(config->max_size);
-        s->output_max = size_max(2 * (s->max_size + FRAME_HEADER_SIZE),
-                                 OUTPUT_QUEUE_MIN);
+        s->max_size = haven_frame_max_size(config->max_size);
+        s->output_max = haven_frame_queue_max(s->max_size);
         s->max_connections = config->max_connections > 0
                                      ? config->max_connections
                                      : MAX_CONNECTIONS_DEFAULT;
@@ -1002,57 +821,8 @@ struct haven_msg_client {
         /* A frame over the limit was announced: what follows cannot be
          * framed, so receiving is over (-ENOTCONN). */
         bool recv_broken;
-        uint8_t *in; /* received: in[in_start..in_len) */
-        size_t in_start, in_len, in_alloc;
+        struct haven_frame_buffer in; /* received */
 };
-
-static uint64_t now_usec(void) {
-        struct timespec ts = {};
-
-        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
-}
-
-static uint64_t deadline_after(uint64_t timeout_usec) {
-        uint64_t now;
-
-        if (timeout_usec == UINT64_MAX)
-                return UINT64_MAX;
-        now = now_usec();
-        if (timeout_usec >= UINT64_MAX - now)
-                return UINT64_MAX;
-        return now + timeout_usec;
-}
-
-/* Waits until fd is ready for events or the deadline passed. Returns 0 (also
- * on POLLHUP/POLLERR: the next read or write says what happened),
- * -ETIMEDOUT, or a negative errno from poll(). */
-static int fd_wait(int fd, short events, uint64_t deadline) {
-        for (;;) {
-                struct pollfd pfd = {.fd = fd, .events = events};
-                int timeout_ms = -1, r;
-
-                if (deadline != UINT64_MAX) {
-                        uint64_t now = now_usec(), left_ms;
-
-                        if (now >= deadline)
-                                return -ETIMEDOUT;
-                        left_ms = (deadline - now + 999) / 1000;
-                        timeout_ms =
-                                left_ms > INT_MAX ? INT_MAX : (int) left_ms;
-                }
-
-                r = poll(&pfd, 1, timeout_ms);
-                if (r < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (r > 0)
-                        return 0;
-                /* Timed out (rounding): the deadline check decides. */
-        }
-}
 
 /* Does not wait: a unix socket connects at once or not at all. Returns 0 and
  * *ret, -ENOENT / -ECONNREFUSED when no daemon listens at path, -EAGAIN when
@@ -1082,7 +852,7 @@ int haven_msg_client_connect(const char *path, size_t max_size,
         c = calloc(1, sizeof(*c));
         if (!c)
                 return -ENOMEM;
-        c->max_size = effective_max_size(max_size);
+        c->max_size = haven_frame_max_size(max_size);
         c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (c->fd < 0)
                 return -errno;
@@ -1097,7 +867,7 @@ struct haven_msg_client *haven_msg_client_free(struct haven_msg_client *c) {
         if (!c)
                 return NULL;
         safe_close(c->fd);
-        free(c->in);
+        haven_frame_buffer_free(&c->in);
         free(c);
         return NULL;
 }
@@ -1131,7 +901,7 @@ static int client_send_until(struct haven_msg_client *c,
                 if (errno == EINTR)
                         continue;
                 if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                        r = fd_wait(c->fd, POLLOUT, deadline);
+                        r = haven_frame_wait(c->fd, POLLOUT, deadline);
                         if (r >= 0)
                                 continue;
                 } else
@@ -1151,47 +921,38 @@ static int client_recv_until(struct haven_msg_client *c, uint64_t deadline,
                 return -ENOTCONN;
 
         for (;;) {
-                size_t have = c->in_len - c->in_start;
-                size_t want = FRAME_HEADER_SIZE;
+                const char *reason = NULL;
+                const uint8_t *payload;
+                size_t size;
                 ssize_t n;
 
-                if (have >= FRAME_HEADER_SIZE) {
-                        const uint8_t *frame = c->in + c->in_start;
-                        size_t size = frame_header_read(frame);
-                        const char *reason = NULL;
-
-                        if (size > c->max_size) {
-                                c->recv_broken = true;
-                                return -E2BIG;
-                        }
-                        if (have - FRAME_HEADER_SIZE >= size) {
-                                /* Consumed even when bad: the frame after it
-                                 * is still read correctly. */
-                                c->in_start += FRAME_HEADER_SIZE + size;
-                                r = payload_parse(frame + FRAME_HEADER_SIZE,
-                                                  size, ret, &reason);
-                                if (r == -EBADMSG)
-                                        log_debug("Message client: bad "
-                                                  "frame: %s",
-                                                  reason);
-                                return r;
-                        }
-                        want += size;
+                r = haven_frame_next(haven_frame_buffer_head(&c->in),
+                                     haven_frame_buffer_size(&c->in),
+                                     c->max_size, &payload, &size, &reason);
+                if (r == -E2BIG) {
+                        c->recv_broken = true;
+                        return r;
+                }
+                if (r != 0) {
+                        /* Consumed even when bad: the frame after it is
+                         * still read correctly. */
+                        c->in.start += HAVEN_FRAME_HEADER_SIZE + size;
+                        if (r > 0)
+                                r = payload_parse(payload, size, ret, &reason);
+                        if (r == -EBADMSG)
+                                log_debug("Message client: bad frame: %s",
+                                          reason);
+                        return r;
                 }
 
-                if (c->in_start > 0) {
-                        memmove(c->in, c->in + c->in_start, have);
-                        c->in_start = 0;
-                        c->in_len = have;
-                }
-                r = buffer_reserve(&c->in, &c->in_alloc,
-                                   size_max(want, READ_CHUNK));
+                r = haven_frame_buffer_reserve_read(&c->in);
                 if (r < 0)
                         return r;
 
-                n = read(c->fd, c->in + c->in_len, c->in_alloc - c->in_len);
+                n = read(c->fd, c->in.data + c->in.end,
+                         c->in.alloc - c->in.end);
                 if (n > 0) {
-                        c->in_len += (size_t) n;
+                        c->in.end += (size_t) n;
                         continue;
                 }
                 if (n == 0)
@@ -1200,7 +961,7 @@ static int client_recv_until(struct haven_msg_client *c, uint64_t deadline,
                         continue;
                 if (errno != EAGAIN && errno != EWOULDBLOCK)
                         return -errno;
-                r = fd_wait(c->fd, POLLIN, deadline);
+                r = haven_frame_wait(c->fd, POLLIN, deadline);
                 if (r < 0)
                         return r;
         }
@@ -1212,7 +973,7 @@ static int client_recv_until(struct haven_msg_client *c, uint64_t deadline,
 int haven_msg_client_send(struct haven_msg_client *c, struct json_object *obj,
                           uint64_t timeout_usec) {
         assert(c);
-        return client_send_until(c, obj, deadline_after(timeout_usec));
+        return client_send_until(c, obj, haven_frame_deadline(timeout_usec));
 }
 
 /* Messages that arrive together are buffered and returned one per call, so
@@ -1224,7 +985,7 @@ int haven_msg_client_recv(struct haven_msg_client *c, uint64_t timeout_usec,
                           struct json_object **ret) {
         assert(c);
         assert(ret);
-        return client_recv_until(c, deadline_after(timeout_usec), ret);
+        return client_recv_until(c, haven_frame_deadline(timeout_usec), ret);
 }
 
 /* timeout_usec bounds send and receive together. Returns the next message
@@ -1238,7 +999,7 @@ int haven_msg_client_call(struct haven_msg_client *c, struct json_object *req,
         assert(c);
         assert(ret);
 
-        deadline = deadline_after(timeout_usec);
+        deadline = haven_frame_deadline(timeout_usec);
         r = client_send_until(c, req, deadline);
         if (r < 0)
                 return r;

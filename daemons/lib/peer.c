@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
- * Framed JSON over TLS between nodes (haven/peer.h): frame parsing, the
+ * Framed JSON over TLS between nodes (haven/peer.h): payload parsing, the
  * node's key and self-signed certificate, the non-blocking sd-event server
  * (TLS handshake and records driven by socket readiness, per-connection
- * buffers, limits, timers, refcounted connections) and the blocking client.
+ * buffers, limits, timers, refcounted connections) and the blocking client;
+ * the framing itself is haven/frame.h's.
  * Must not: look at a message beyond "one JSON object", block the loop,
  * verify certificates against a CA (fingerprints are the caller's), or log
  * above debug.
@@ -24,22 +25,15 @@
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
+#include "haven/frame.h"
 #include "haven/json.h"
 #include "haven/log.h"
-#include "haven/msg.h"
 #include "haven/peer.h"
 
-#define FRAME_HEADER_SIZE 4u
-/* Reads are at most this large unless a longer frame is being completed. */
-#define READ_CHUNK (64u * 1024u)
 /* Plaintext handed to one gnutls_record_send(): one TLS record. */
 #define RECORD_SIZE_MAX (16u * 1024u)
 /* Records read per wakeup, so one busy peer cannot starve the others. */
 #define RECORDS_PER_WAKEUP 64u
-/* A connection's output queue may hold at least this much (or two frames of
- * the maximum size, if that is more); a peer that lets more pile up without
- * reading is dropped. */
-#define OUTPUT_QUEUE_MIN (4u * 1024u * 1024u)
 #define ACCEPT_BATCH 32u
 #define ACCEPT_RETRY_USEC (250u * 1000u)
 /* After our close_notify, input is read and dropped for at most this long
@@ -67,35 +61,13 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(gnutls_x509_crt_t, gnutls_x509_crt_deinit)
 DEFINE_TRIVIAL_CLEANUP_FUNC(gnutls_x509_privkey_t, gnutls_x509_privkey_deinit)
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct addrinfo *, freeaddrinfo)
 
-static size_t size_max(size_t a, size_t b) {
-        return a > b ? a : b;
-}
+static_assert(HAVEN_PEER_SIZE_DEFAULT == HAVEN_FRAME_SIZE_DEFAULT,
+              "haven/peer.h and haven/frame.h disagree on the default limit");
+static_assert(HAVEN_PEER_SIZE_HARD_MAX == HAVEN_FRAME_SIZE_HARD_MAX,
+              "haven/peer.h and haven/frame.h disagree on the hard limit");
 
 static size_t size_min(size_t a, size_t b) {
         return a < b ? a : b;
-}
-
-static size_t effective_max_size(size_t max_size) {
-        if (max_size == 0)
-                return HAVEN_PEER_SIZE_DEFAULT;
-        if (max_size > HAVEN_PEER_SIZE_HARD_MAX)
-                return HAVEN_PEER_SIZE_HARD_MAX;
-        return max_size;
-}
-
-/* Grows *buf (of *alloc bytes) to hold at least `need` bytes, keeping its
- * contents. Returns 0 or -ENOMEM (the buffer is unchanged then). */
-static int buffer_reserve(uint8_t **buf, size_t *alloc, size_t need) {
-        uint8_t *p;
-
-        if (*alloc >= need)
-                return 0;
-        p = realloc(*buf, need);
-        if (!p)
-                return -ENOMEM;
-        *buf = p;
-        *alloc = need;
-        return 0;
 }
 
 /* Frees a datum GnuTLS allocated, wiping it first (it may hold a key). */
@@ -162,69 +134,28 @@ static int parse_error(int r) {
 
 /* ==== Frames ==== */
 
-static void frame_header_write(uint8_t *header, size_t size) {
-        assert(size <= UINT32_MAX);
-        header[0] = (uint8_t) (size >> 24);
-        header[1] = (uint8_t) (size >> 16);
-        header[2] = (uint8_t) (size >> 8);
-        header[3] = (uint8_t) size;
-}
-
-static size_t frame_header_read(const uint8_t *header) {
-        return (size_t) header[0] << 24 | (size_t) header[1] << 16 |
-               (size_t) header[2] << 8 | (size_t) header[3];
-}
-
-/* Serializes obj to compact JSON, as haven_msg_encode() does. Returns 0 and
- * the text (borrowed from obj) and its length, -E2BIG if longer than
- * max_size, -ENOMEM. */
-static int frame_text(struct json_object *obj, size_t max_size,
-                      const char **ret_text, size_t *ret_size) {
-        const char *text;
-        size_t size = 0;
-
-        text = json_object_to_json_string_length(
-                obj, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE,
-                &size);
-        if (!text)
-                return -ENOMEM;
-        if (size > max_size)
-                return -E2BIG;
-        *ret_text = text;
-        *ret_size = size;
-        return 0;
-}
-
+/* The payload must be strict JSON (haven_json_parse()) and an object; the
+ * rest is haven_frame_next()'s. */
 int haven_peer_frame_parse(const uint8_t *data, size_t size, size_t max_size,
                            struct json_object **ret, size_t *ret_consumed,
                            const char **ret_reason) {
         _cleanup_(json_object_putp) struct json_object *obj = NULL;
-        const char *reason;
-        size_t payload;
+        const char *reason = NULL;
+        const uint8_t *payload;
+        size_t payload_size;
         int r;
 
         assert(data || size == 0);
         assert(ret);
         assert(ret_consumed);
 
-        if (size < FRAME_HEADER_SIZE)
+        r = haven_frame_next(data, size, haven_frame_max_size(max_size),
+                             &payload, &payload_size, &reason);
+        if (r == 0)
                 return 0;
-        payload = frame_header_read(data);
-        if (payload > effective_max_size(max_size)) {
-                /* Refused on the header alone: the payload is never
-                 * waited for, let alone buffered. */
-                if (ret_reason)
-                        *ret_reason = "frame too large";
-                return -E2BIG;
-        }
-        if (size - FRAME_HEADER_SIZE < payload)
-                return 0;
-
-        if (payload == 0)
-                reason = "empty frame";
-        else {
-                r = haven_json_parse((const char *) data + FRAME_HEADER_SIZE,
-                                     payload, payload, &obj);
+        if (r > 0) {
+                r = haven_json_parse((const char *) payload, payload_size,
+                                     payload_size, &obj);
                 if (r == -ENOMEM)
                         return r;
                 if (r < 0)
@@ -233,38 +164,18 @@ int haven_peer_frame_parse(const uint8_t *data, size_t size, size_t max_size,
                         reason = "not a JSON object";
                 else {
                         *ret = TAKE_PTR(obj);
-                        *ret_consumed = FRAME_HEADER_SIZE + payload;
+                        *ret_consumed = HAVEN_FRAME_HEADER_SIZE + payload_size;
                         return 1;
                 }
+                r = -EBADMSG;
         }
 
+        /* After -E2BIG there is nothing to skip to. */
+        if (r == -EBADMSG)
+                *ret_consumed = HAVEN_FRAME_HEADER_SIZE + payload_size;
         if (ret_reason)
                 *ret_reason = reason;
-        *ret_consumed = FRAME_HEADER_SIZE + payload;
-        return -EBADMSG;
-}
-
-/* Returns {"error":{"code":code,"message":message}}, or NULL on -ENOMEM. */
-static struct json_object *error_object_new(const char *code,
-                                            const char *message) {
-        _cleanup_(json_object_putp) struct json_object *outer = NULL;
-        struct json_object *inner, *code_string, *message_string;
-
-        outer = json_object_new_object();
-        if (!outer)
-                return NULL;
-        inner = json_object_new_object();
-        if (haven_json_add(outer, "error", inner) < 0 || !inner)
-                return NULL;
-        /* haven_json_add() would store a failed string as null. */
-        code_string = json_object_new_string(code ? code : "");
-        if (!code_string || haven_json_add(inner, "code", code_string) < 0)
-                return NULL;
-        message_string = json_object_new_string(message ? message : "");
-        if (!message_string ||
-            haven_json_add(inner, "message", message_string) < 0)
-                return NULL;
-        return TAKE_PTR(outer);
+        return r;
 }
 
 /* ==== Transport ==== */
@@ -821,10 +732,8 @@ struct haven_peer_conn {
          * be called again with the same ones. */
         size_t send_pending;
 
-        uint8_t *in; /* received: in[in_start..in_len) */
-        size_t in_start, in_len, in_alloc;
-        uint8_t *out; /* queued: out[out_start..out_end) */
-        size_t out_start, out_end, out_alloc;
+        struct haven_frame_buffer in;  /* received */
+        struct haven_frame_buffer out; /* queued */
 
         void *userdata;
 };
@@ -834,11 +743,11 @@ static bool conn_connected(const struct haven_peer_conn *conn) {
 }
 
 static size_t conn_input_size(const struct haven_peer_conn *conn) {
-        return conn->in_len - conn->in_start;
+        return haven_frame_buffer_size(&conn->in);
 }
 
 static size_t conn_output_pending(const struct haven_peer_conn *conn) {
-        return conn->out_end - conn->out_start;
+        return haven_frame_buffer_size(&conn->out);
 }
 
 static bool conn_output_busy(const struct haven_peer_conn *conn) {
@@ -850,16 +759,12 @@ static bool conn_output_busy(const struct haven_peer_conn *conn) {
 static bool conn_wants_input(const struct haven_peer_conn *conn) {
         return conn_connected(conn) && conn->handshake_done && !conn->closing &&
                conn_output_pending(conn) <
-                       conn->server->max_size + FRAME_HEADER_SIZE;
+                       conn->server->max_size + HAVEN_FRAME_HEADER_SIZE;
 }
 
 static void conn_free_buffers(struct haven_peer_conn *conn) {
-        free(conn->in);
-        conn->in = NULL;
-        conn->in_start = conn->in_len = conn->in_alloc = 0;
-        free(conn->out);
-        conn->out = NULL;
-        conn->out_start = conn->out_end = conn->out_alloc = 0;
+        haven_frame_buffer_free(&conn->in);
+        haven_frame_buffer_free(&conn->out);
 }
 
 /* Closes the connection now and drops the server's reference, which frees
@@ -962,44 +867,8 @@ static void conn_update_events(struct haven_peer_conn *conn) {
                 conn_disconnect(conn, r);
 }
 
-/* Appends one frame (header + text) to the output queue. Returns 0,
- * -ENOBUFS when the queue would exceed its limit, -ENOMEM. */
-static int conn_queue(struct haven_peer_conn *conn, const char *text,
-                      size_t size) {
-        size_t pending = conn_output_pending(conn);
-        size_t need = FRAME_HEADER_SIZE + size;
-        size_t output_max = conn->server->output_max;
-        int r;
-
-        if (need > output_max - pending)
-                return -ENOBUFS;
-
-        /* Moving the bytes of a record GnuTLS would not take yet is fine:
-         * it holds them encrypted already and only counts them. */
-        if (conn->out_end + need > conn->out_alloc && conn->out_start > 0) {
-                memmove(conn->out, conn->out + conn->out_start, pending);
-                conn->out_start = 0;
-                conn->out_end = pending;
-        }
-        if (conn->out_end + need > conn->out_alloc) {
-                size_t alloc = size_min(conn->out_alloc * 2, output_max);
-
-                r = buffer_reserve(&conn->out, &conn->out_alloc,
-                                   size_max(conn->out_end + need, alloc));
-                if (r < 0)
-                        return r;
-        }
-
-        frame_header_write(conn->out + conn->out_end, size);
-        memcpy(conn->out + conn->out_end + FRAME_HEADER_SIZE, text, size);
-        conn->out_end += need;
-        return 0;
-}
-
 int haven_peer_conn_send(struct haven_peer_conn *conn,
                          struct json_object *obj) {
-        const char *text;
-        size_t size;
         int r;
 
         assert(conn);
@@ -1007,10 +876,11 @@ int haven_peer_conn_send(struct haven_peer_conn *conn,
         if (!conn_connected(conn) || conn->closing)
                 return -ENOTCONN;
 
-        r = frame_text(obj, conn->server->max_size, &text, &size);
-        if (r < 0)
-                return r;
-        r = conn_queue(conn, text, size);
+        /* The queue may move its bytes, also those of a record GnuTLS would
+         * not take yet: fine, it holds them encrypted already and only
+         * counts them. */
+        r = haven_frame_buffer_queue(&conn->out, obj, conn->server->max_size,
+                                     conn->server->output_max);
         if (r == -ENOBUFS) {
                 conn_disconnect(conn, r);
                 return r;
@@ -1032,7 +902,7 @@ int haven_peer_conn_send_error(struct haven_peer_conn *conn, const char *code,
 
         assert(conn);
 
-        error = error_object_new(code, message);
+        error = haven_frame_error_new(code, message);
         if (!error)
                 return -ENOMEM;
         return haven_peer_conn_send(conn, error);
@@ -1046,7 +916,7 @@ void haven_peer_conn_close(struct haven_peer_conn *conn) {
                 return;
 
         conn->closing = true;
-        conn->in_start = conn->in_len = 0;
+        conn->in.start = conn->in.end = 0;
         if (!conn->handshake_done) {
                 /* Nothing was said yet: nothing to say goodbye to. */
                 conn_disconnect(conn, 0);
@@ -1086,7 +956,7 @@ static int conn_process_input(struct haven_peer_conn *conn) {
                 const char *reason = "bad frame";
                 size_t consumed = 0;
 
-                r = haven_peer_frame_parse(conn->in + conn->in_start,
+                r = haven_peer_frame_parse(haven_frame_buffer_head(&conn->in),
                                            conn_input_size(conn), s->max_size,
                                            &msg, &consumed, &reason);
                 if (r == 0)
@@ -1097,7 +967,7 @@ static int conn_process_input(struct haven_peer_conn *conn) {
                 }
                 if (r < 0)
                         return r;
-                conn->in_start += consumed;
+                conn->in.start += consumed;
 
                 r = s->handler(conn, msg, s->userdata);
                 /* The handler may have closed conn, or freed the server:
@@ -1112,14 +982,7 @@ static int conn_process_input(struct haven_peer_conn *conn) {
                 }
         }
 
-        if (conn_connected(conn) && conn_input_size(conn) == 0) {
-                conn->in_start = conn->in_len = 0;
-                if (conn->in_alloc > READ_CHUNK) {
-                        free(conn->in);
-                        conn->in = NULL;
-                        conn->in_alloc = 0;
-                }
-        }
+        haven_frame_buffer_trim(&conn->in);
         return 0;
 }
 
@@ -1142,7 +1005,6 @@ static int conn_receive(struct haven_peer_conn *conn) {
 
         conn->read_would_block = false;
         for (unsigned i = 0; i < RECORDS_PER_WAKEUP; i++) {
-                size_t have, want;
                 ssize_t n;
 
                 r = conn_process_input(conn);
@@ -1151,26 +1013,17 @@ static int conn_receive(struct haven_peer_conn *conn) {
                 if (!conn_wants_input(conn))
                         return 0;
 
-                have = conn_input_size(conn);
-                if (conn->in_start > 0) {
-                        memmove(conn->in, conn->in + conn->in_start, have);
-                        conn->in_start = 0;
-                        conn->in_len = have;
-                }
                 /* Frames over the limit were refused on their header. */
-                want = FRAME_HEADER_SIZE;
-                if (have >= FRAME_HEADER_SIZE)
-                        want += frame_header_read(conn->in);
-                r = buffer_reserve(&conn->in, &conn->in_alloc,
-                                   size_max(want, READ_CHUNK));
+                r = haven_frame_buffer_reserve_read(&conn->in);
                 if (r < 0)
                         return r;
-                assert(conn->in_alloc > conn->in_len);
+                assert(conn->in.alloc > conn->in.end);
 
-                n = gnutls_record_recv(conn->session, conn->in + conn->in_len,
-                                       conn->in_alloc - conn->in_len);
+                n = gnutls_record_recv(conn->session,
+                                       conn->in.data + conn->in.end,
+                                       conn->in.alloc - conn->in.end);
                 if (n > 0) {
-                        conn->in_len += (size_t) n;
+                        conn->in.end += (size_t) n;
                         conn->tls_wants_write = false;
                         conn_touch(conn);
                         continue;
@@ -1232,7 +1085,7 @@ static int conn_flush(struct haven_peer_conn *conn) {
                 ssize_t n;
 
                 n = gnutls_record_send(conn->session,
-                                       conn->out + conn->out_start, chunk);
+                                       conn->out.data + conn->out.start, chunk);
                 if (tls_would_block(n)) {
                         conn->send_pending = chunk;
                         conn->tls_wants_write = true;
@@ -1243,17 +1096,11 @@ static int conn_flush(struct haven_peer_conn *conn) {
                 assert((size_t) n <= chunk);
                 conn->send_pending = 0;
                 conn->tls_wants_write = false;
-                conn->out_start += (size_t) n;
+                conn->out.start += (size_t) n;
                 conn_touch(conn);
         }
 
-        conn->out_start = conn->out_end = 0;
-        if (conn->out_alloc > READ_CHUNK) {
-                /* Give back what a burst of large replies took. */
-                free(conn->out);
-                conn->out = NULL;
-                conn->out_alloc = 0;
-        }
+        haven_frame_buffer_trim(&conn->out);
 
         if (conn->closing)
                 return conn_say_goodbye(conn);
@@ -1707,9 +1554,8 @@ int haven_peer_server_new(sd_event *event,
         s->fd = -1;
         s->event = sd_event_ref(event);
         s->credentials = credentials_ref(config->credentials);
-        s->max_size = effective_max_size(config->max_size);
-        s->output_max = size_max(2 * (s->max_size + FRAME_HEADER_SIZE),
-                                 OUTPUT_QUEUE_MIN);
+        s->max_size = haven_frame_max_size(config->max_size);
+        s->output_max = haven_frame_queue_max(s->max_size);
         s->max_connections = config->max_connections > 0
                                      ? config->max_connections
                                      : HAVEN_PEER_MAX_CONNECTIONS_DEFAULT;
@@ -1790,63 +1636,15 @@ struct haven_peer_client {
         /* A frame over the limit was announced: what follows cannot be
          * framed, so receiving is over. */
         bool recv_broken;
-        uint8_t *in; /* received: in[in_start..in_len) */
-        size_t in_start, in_len, in_alloc;
+        struct haven_frame_buffer in; /* received */
 };
-
-static uint64_t now_usec(void) {
-        struct timespec ts = {};
-
-        (void) clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
-}
-
-static uint64_t deadline_after(uint64_t timeout_usec) {
-        uint64_t now;
-
-        if (timeout_usec == UINT64_MAX)
-                return UINT64_MAX;
-        now = now_usec();
-        if (timeout_usec >= UINT64_MAX - now)
-                return UINT64_MAX;
-        return now + timeout_usec;
-}
-
-/* Waits until fd is ready for events or the deadline passed. Returns 0 (also
- * on POLLHUP/POLLERR: the next call says what happened), -ETIMEDOUT, or a
- * negative errno from poll(). */
-static int fd_wait(int fd, short events, uint64_t deadline) {
-        for (;;) {
-                struct pollfd pfd = {.fd = fd, .events = events};
-                int timeout_ms = -1, r;
-
-                if (deadline != UINT64_MAX) {
-                        uint64_t now = now_usec(), left_ms;
-
-                        if (now >= deadline)
-                                return -ETIMEDOUT;
-                        left_ms = (deadline - now + 999) / 1000;
-                        timeout_ms =
-                                left_ms > INT_MAX ? INT_MAX : (int) left_ms;
-                }
-
-                r = poll(&pfd, 1, timeout_ms);
-                if (r < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                if (r > 0)
-                        return 0;
-        }
-}
 
 /* Waits for what the session's last blocked call needs. */
 static int client_wait(struct haven_peer_client *c, uint64_t deadline) {
-        return fd_wait(c->fd,
-                       gnutls_record_get_direction(c->session) == 1 ? POLLOUT
-                                                                    : POLLIN,
-                       deadline);
+        return haven_frame_wait(
+                c->fd,
+                gnutls_record_get_direction(c->session) == 1 ? POLLOUT : POLLIN,
+                deadline);
 }
 
 struct haven_peer_client *haven_peer_client_free(struct haven_peer_client *c) {
@@ -1861,7 +1659,7 @@ struct haven_peer_client *haven_peer_client_free(struct haven_peer_client *c) {
         if (c->certificate)
                 gnutls_certificate_free_credentials(c->certificate);
         safe_close(c->fd);
-        free(c->in);
+        haven_frame_buffer_free(&c->in);
         free(c);
         return NULL;
 }
@@ -1882,7 +1680,7 @@ static int client_tcp_connect(struct haven_peer_client *c,
         if (errno != EINPROGRESS && errno != EINTR)
                 return -errno;
 
-        r = fd_wait(c->fd, POLLOUT, deadline);
+        r = haven_frame_wait(c->fd, POLLOUT, deadline);
         if (r < 0)
                 return r;
         if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &error, &len) < 0)
@@ -1995,7 +1793,7 @@ int haven_peer_client_connect(const char *host, uint16_t port,
                 if (r < 0)
                         return r;
         }
-        deadline = deadline_after(timeout_usec);
+        deadline = haven_frame_deadline(timeout_usec);
 
         snprintf(service, sizeof(service), "%u", port);
         r = getaddrinfo(host, service, &hints, &list);
@@ -2036,7 +1834,7 @@ int haven_peer_client_set_max_size(struct haven_peer_client *c,
         assert(c);
         if (max_size > HAVEN_PEER_SIZE_HARD_MAX)
                 return -EINVAL;
-        c->max_size = effective_max_size(max_size);
+        c->max_size = haven_frame_max_size(max_size);
         return 0;
 }
 
@@ -2049,7 +1847,7 @@ static int client_send_until(struct haven_peer_client *c,
         if (c->send_broken)
                 return -ENOTCONN;
 
-        r = haven_msg_encode(obj, c->max_size, &frame, &size);
+        r = haven_frame_encode(obj, c->max_size, &frame, &size);
         if (r < 0)
                 return r;
 
@@ -2085,11 +1883,12 @@ static int client_recv_until(struct haven_peer_client *c, uint64_t deadline,
                 return -ENOTCONN;
 
         for (;;) {
-                size_t have = c->in_len - c->in_start, want, consumed = 0;
                 const char *reason = NULL;
+                size_t consumed = 0;
                 ssize_t n;
 
-                r = haven_peer_frame_parse(c->in + c->in_start, have,
+                r = haven_peer_frame_parse(haven_frame_buffer_head(&c->in),
+                                           haven_frame_buffer_size(&c->in),
                                            c->max_size, ret, &consumed,
                                            &reason);
                 if (r == -E2BIG) {
@@ -2098,34 +1897,25 @@ static int client_recv_until(struct haven_peer_client *c, uint64_t deadline,
                 }
                 if (r == -EBADMSG) {
                         /* Skipped: the frame after it is read correctly. */
-                        c->in_start += consumed;
+                        c->in.start += consumed;
                         log_debug("Peer client: bad frame: %s", reason);
                         return r;
                 }
                 if (r < 0)
                         return r;
                 if (r > 0) {
-                        c->in_start += consumed;
+                        c->in.start += consumed;
                         return 0;
                 }
 
-                if (c->in_start > 0) {
-                        memmove(c->in, c->in + c->in_start, have);
-                        c->in_start = 0;
-                        c->in_len = have;
-                }
-                want = FRAME_HEADER_SIZE;
-                if (have >= FRAME_HEADER_SIZE)
-                        want += frame_header_read(c->in);
-                r = buffer_reserve(&c->in, &c->in_alloc,
-                                   size_max(want, READ_CHUNK));
+                r = haven_frame_buffer_reserve_read(&c->in);
                 if (r < 0)
                         return r;
 
-                n = gnutls_record_recv(c->session, c->in + c->in_len,
-                                       c->in_alloc - c->in_len);
+                n = gnutls_record_recv(c->session, c->in.data + c->in.end,
+                                       c->in.alloc - c->in.end);
                 if (n > 0) {
-                        c->in_len += (size_t) n;
+                        c->in.end += (size_t) n;
                         continue;
                 }
                 if (n == 0)
@@ -2146,14 +1936,14 @@ static int client_recv_until(struct haven_peer_client *c, uint64_t deadline,
 int haven_peer_client_send(struct haven_peer_client *c, struct json_object *obj,
                            uint64_t timeout_usec) {
         assert(c);
-        return client_send_until(c, obj, deadline_after(timeout_usec));
+        return client_send_until(c, obj, haven_frame_deadline(timeout_usec));
 }
 
 int haven_peer_client_recv(struct haven_peer_client *c, uint64_t timeout_usec,
                            struct json_object **ret) {
         assert(c);
         assert(ret);
-        return client_recv_until(c, deadline_after(timeout_usec), ret);
+        return client_recv_until(c, haven_frame_deadline(timeout_usec), ret);
 }
 
 int haven_peer_client_call(struct haven_peer_client *c, struct json_object *req,
@@ -2164,7 +1954,7 @@ int haven_peer_client_call(struct haven_peer_client *c, struct json_object *req,
         assert(c);
         assert(ret);
 
-        deadline = deadline_after(timeout_usec);
+        deadline = haven_frame_deadline(timeout_usec);
         r = client_send_until(c, req, deadline);
         if (r < 0)
                 return r;

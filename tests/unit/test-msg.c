@@ -39,6 +39,8 @@
 #include "haven/json.h"
 #include "haven/msg.h"
 
+#include "test-util.h"
+
 #define WATCHDOG_USEC (5u * 1000u * 1000u)
 #define LOOP_STEP_USEC (10u * 1000u)
 #define SEND_TIMEOUT_USEC (1000u * 1000u)
@@ -52,20 +54,6 @@ struct fixture {
         unsigned n_handled;
         struct haven_msg_conn *subscriber; /* a reference of ours */
 };
-
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        assert_int_equal(clock_gettime(CLOCK_MONOTONIC, &ts), 0);
-        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
-}
-
-static struct json_object *json(const char *text) {
-        struct json_object *obj = json_tokener_parse(text);
-
-        assert_non_null(obj);
-        return obj;
-}
 
 static int reply(struct haven_msg_conn *conn, const char *text) {
         _cleanup_(json_object_putp) struct json_object *obj = json(text);
@@ -294,27 +282,6 @@ static void assert_payload_refused(struct fixture *f, const void *payload,
         run_until_connections(f, 0);
         assert_int_equal(f->n_handled, handled);
         assert_server_serves_new_client(f);
-}
-
-/* {"pad":"xxx…"} whose compact text is exactly size bytes long. */
-static struct json_object *object_of_size(size_t size) {
-        _cleanup_free_ char *pad = NULL;
-        struct json_object *obj;
-        size_t n = size - strlen("{\"pad\":\"\"}");
-
-        pad = malloc(n + 1);
-        assert_non_null(pad);
-        memset(pad, 'x', n);
-        pad[n] = '\0';
-        obj = json_object_new_object();
-        assert_non_null(obj);
-        assert_int_equal(
-                json_object_object_add(obj, "pad", json_object_new_string(pad)),
-                0);
-        assert_int_equal(strlen(json_object_to_json_string_ext(
-                                 obj, JSON_C_TO_STRING_PLAIN)),
-                         size);
-        return obj;
 }
 
 /* ==== Encoding ==== */

@@ -41,6 +41,8 @@
 #include "haven/json.h"
 #include "haven/peer.h"
 
+#include "test-util.h"
+
 #define WATCHDOG_USEC (20u * 1000u * 1000u)
 #define LOOP_STEP_USEC (10u * 1000u)
 #define CALL_TIMEOUT_USEC (5u * 1000u * 1000u)
@@ -65,42 +67,10 @@ struct fixture {
         int deferred_result;
 };
 
-static uint64_t now_usec(void) {
-        struct timespec ts;
-
-        assert_int_equal(clock_gettime(CLOCK_MONOTONIC, &ts), 0);
-        return (uint64_t) ts.tv_sec * 1000000u + (uint64_t) ts.tv_nsec / 1000u;
-}
-
-static struct json_object *json(const char *text) {
-        struct json_object *obj = json_tokener_parse(text);
-
-        assert_non_null(obj);
-        return obj;
-}
-
 static int reply(struct haven_peer_conn *conn, const char *text) {
         _cleanup_(json_object_putp) struct json_object *obj = json(text);
 
         return haven_peer_conn_send(conn, obj);
-}
-
-/* {"pad":"xxx…"} whose compact text is exactly size bytes long. */
-static struct json_object *object_of_size(size_t size) {
-        _cleanup_free_ char *pad = NULL;
-        struct json_object *obj;
-        size_t n = size - strlen("{\"pad\":\"\"}");
-
-        pad = malloc(n + 1);
-        if (!pad)
-                abort();
-        memset(pad, 'x', n);
-        pad[n] = '\0';
-        obj = json_object_new_object();
-        if (!obj)
-                abort();
-        json_object_object_add(obj, "pad", json_object_new_string(pad));
-        return obj;
 }
 
 static int on_defer_timer(sd_event_source *source, uint64_t usec,
