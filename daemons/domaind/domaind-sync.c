@@ -660,6 +660,19 @@ static void deliver_check(struct domain *d, struct member from, struct json_obje
 
 /* ==== Status map ==== */
 
+static void status_event(struct domain *d, uint32_t node_id, const char *key,
+                         struct json_object *value) {
+        _cleanup_(json_object_putp) struct json_object *ev = json_object_new_object();
+
+        haven_json_add(ev, "event", json_object_new_string("status"));
+        haven_json_add(ev, "node", json_object_new_int64(node_id));
+        haven_json_add(ev, "key", json_object_new_string(key));
+        haven_json_add(ev, "value", json_object_get(value));
+        api_emit(d, SUBSCRIBE_STATUS, ev);
+}
+
+/* Sets (value != NULL, borrowed) or deletes a member's entry and tells the
+ * subscribers. key may point into the entry itself (status_drop_node). */
 static void status_set(struct domain *d, uint32_t node_id, const char *key,
                        struct json_object *value) {
         struct status_entry **pp, *e;
@@ -670,11 +683,15 @@ static void status_set(struct domain *d, uint32_t node_id, const char *key,
         if (!value) {
                 if (!e)
                         return;
+                /* The event first: key may be e->key. */
+                status_event(d, node_id, key, NULL);
                 *pp = e->next;
                 free(e->key);
                 json_object_put(e->value);
                 free(e);
-        } else if (e) {
+                return;
+        }
+        if (e) {
                 if (json_object_equal(e->value, value))
                         return;
                 json_object_put(e->value);
@@ -690,13 +707,7 @@ static void status_set(struct domain *d, uint32_t node_id, const char *key,
                 e->next = d->status;
                 d->status = e;
         }
-        struct json_object *ev = json_object_new_object();
-        haven_json_add(ev, "event", json_object_new_string("status"));
-        haven_json_add(ev, "node", json_object_new_int64(node_id));
-        haven_json_add(ev, "key", json_object_new_string(key));
-        haven_json_add(ev, "value", json_object_get(value));
-        api_emit(d, SUBSCRIBE_STATUS, ev);
-        json_object_put(ev);
+        status_event(d, node_id, key, value);
 }
 
 static void status_drop_node(struct domain *d, uint32_t node_id) {
