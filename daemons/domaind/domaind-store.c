@@ -113,6 +113,7 @@ struct store {
         uint64_t write_clock; /* counts uses of write statements (LRU) */
 
         bool in_batch;
+        int wal_frames;         /* frames in the write-ahead log (wal hook) */
         int batch_error; /* < 0: the batch's SQLite transaction is gone */
         uint64_t batch_version, batch_checksum;
 };
@@ -872,6 +873,13 @@ static int schema_load(struct store *s) {
         return sqlite3_column_int64(stmt, 0) == 0 ? 0 : -EUCLEAN;
 }
 
+/* SQLite tells us the log's size after every commit. */
+static int on_wal_commit(void *userdata, sqlite3 *db, const char *name, int frames) {
+        struct store *s = userdata;
+        s->wal_frames = frames;
+        return SQLITE_OK;
+}
+
 int store_open(const char *path, struct store **ret) {
         _cleanup_(store_freep) struct store *s = NULL;
         const char *failed = NULL;
@@ -891,6 +899,7 @@ int store_open(const char *path, struct store **ret) {
         r = haven_db_exec(s->db, "PRAGMA wal_autocheckpoint=0");
         if (r < 0)
                 return r;
+        sqlite3_wal_hook(s->db, on_wal_commit, s);
         r = haven_db_migrate(s->db, schema_migrations, schema_migrations_count,
                              &failed);
         if (r < 0) {
@@ -2966,15 +2975,19 @@ int store_query(struct store *s, const char *table, struct json_object *where,
         return 0;
 }
 
-int store_checkpoint(struct store *s) {
+int store_checkpoint(struct store *s, int min_frames) {
         int log_frames = 0, checkpointed = 0, rc;
 
         assert(s);
         if (s->in_batch)
                 return -EBUSY;
+        if (s->wal_frames < min_frames)
+                return 0;
         rc = sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
                                        &checkpointed);
         if (rc != SQLITE_OK && rc != SQLITE_BUSY)
                 return haven_db_errno(rc);
+        if (checkpointed == log_frames)
+                s->wal_frames = 0;
         return checkpointed;
 }

@@ -97,10 +97,12 @@ int store_query(struct store *s, const char *table, struct json_object *where,
                 struct json_object **ret);
 
 /* Copies the write-ahead log into the database (PASSIVE: never waits for
- * readers). The store does not checkpoint inside commits; the daemon calls
- * this when idle. Returns how many frames of the log are now in the
- * database (>= 0), -EBUSY inside a batch, or a negative errno. */
-int store_checkpoint(struct store *s);
+ * readers) once it holds at least min_frames frames (0: always). The store
+ * does not checkpoint inside commits; the daemon calls this from a timer.
+ * Returns how many frames of the log are now in the database (>= 0; 0 when
+ * the log was below min_frames), -EBUSY inside a batch, or a negative
+ * errno. */
+int store_checkpoint(struct store *s, int min_frames);
 
 /* The names of the replicated tables, NULL-terminated, static. */
 const char *const *store_tables(void);

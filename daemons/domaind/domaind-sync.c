@@ -885,7 +885,7 @@ static int on_file_check_timer(sd_event_source *s, uint64_t usec, void *userdata
         (void) api_submit_flush(d);
         join_check_progress(d);
         if (!batch.open) {
-                r = store_checkpoint(d->store);
+                r = store_checkpoint(d->store, DOMAIN_CHECKPOINT_FRAMES);
                 if (r < 0 && r != -EBUSY)
                         log_warning_errno(r, "WAL checkpoint failed: %m, ignoring");
         }

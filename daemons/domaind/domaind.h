@@ -23,6 +23,9 @@
 #define DOMAIN_CHECK_INTERVAL_USEC (10 * 1000 * 1000ULL)
 #define DOMAIN_FILE_CHECK_INTERVAL_USEC (2 * 1000 * 1000ULL)
 #define DOMAIN_SNAPSHOT_CHUNK (256 * 1024)
+/* The WAL is copied into the database once it holds this many frames (about
+ * 4 MiB), from the housekeeping timer. */
+#define DOMAIN_CHECKPOINT_FRAMES 1000
 #define DOMAIN_SUBMIT_OPS_MAX 1000
 #define DOMAIN_STATUS_KEY_MAX 128
 #define DOMAIN_STATUS_VALUE_MAX (64 * 1024)

@@ -1415,12 +1415,15 @@ static void checkpoint_runs_outside_batches_only_and_keeps_the_content(void **st
         assert_int_equal(store_open(f->path, &s), 0);
         populate(f, s);
         before = snapshot_text(s);
-        int frames = store_checkpoint(s);
+        /* Below the threshold nothing happens; 0 forces it. */
+        assert_int_equal(store_checkpoint(s, 1000000), 0);
+        int frames = store_checkpoint(s, 0);
         assert_true(frames > 0);
         /* Nothing new: the same frames, all in the database already. */
-        assert_int_equal(store_checkpoint(s), frames);
+        assert_int_equal(store_checkpoint(s, 0), frames);
+        assert_int_equal(store_checkpoint(s, 1), 0);
         assert_int_equal(store_batch_begin(s), 0);
-        assert_int_equal(store_checkpoint(s), -EBUSY);
+        assert_int_equal(store_checkpoint(s, 0), -EBUSY);
         assert_int_equal(store_batch_end(s), 0);
         after = snapshot_text(s);
         assert_string_equal(after, before);
