@@ -52,10 +52,13 @@ $(LIBHAVEN): $(LIB_OBJS)
 # Each program: NAME_SRCS (its folder) and NAME_PKGS (pkg-config modules on
 # top of libhaven's).
 
-PROGRAMS := haven-lab-init haven-domaind haven-bench-cpg haven-bench-store
+PROGRAMS := haven-lab-init haven-domaind haven-bench-cpg haven-bench-domain haven-bench-store
 
 haven-lab-init_SRCS := $(wildcard tests/lab/init/*.c)
 haven-lab-init_PKGS :=
+
+haven-bench-domain_SRCS := $(wildcard tests/bench/domain/*.c)
+haven-bench-domain_PKGS :=
 
 haven-bench-cpg_SRCS := $(wildcard tests/bench/cpg/*.c)
 haven-bench-cpg_PKGS := libcpg

@@ -382,6 +382,7 @@ static void deliver_tx(struct domain *d, struct member from, struct json_object 
                         deferred_add((struct deferred) { .pending = p, .error = error, .failed = true });
                 return;
         }
+        d->last_tx_usec = haven_now_usec(CLOCK_MONOTONIC);
         deferred_add((struct deferred) {
                 .pending = p, .result = result,
                 .event = commit_event(ops, actor, store_version(d->store)),
@@ -423,20 +424,20 @@ static void start_round(struct domain *d, bool verify) {
 
 /* The agreed state: the highest version; among those, the checksum most
  * members hold; then the lowest member. Returns its index in d->states. */
-static size_t agreed_state(struct domain *d) {
+static size_t agreed_state(const struct member_state *states, size_t n) {
         uint64_t best_version = 0;
         size_t best = 0, best_votes = 0;
 
-        for (size_t i = 0; i < d->n_states; i++)
-                if (d->states[i].version > best_version)
-                        best_version = d->states[i].version;
-        for (size_t i = 0; i < d->n_states; i++) {
+        for (size_t i = 0; i < n; i++)
+                if (states[i].version > best_version)
+                        best_version = states[i].version;
+        for (size_t i = 0; i < n; i++) {
                 size_t votes = 0;
-                if (d->states[i].version != best_version)
+                if (states[i].version != best_version)
                         continue;
-                for (size_t j = 0; j < d->n_states; j++)
-                        if (d->states[j].version == best_version &&
-                            d->states[j].checksum == d->states[i].checksum)
+                for (size_t j = 0; j < n; j++)
+                        if (states[j].version == best_version &&
+                            states[j].checksum == states[i].checksum)
                                 votes++;
                 /* states[] is sorted by member, so the first wins ties. */
                 if (votes > best_votes) {
@@ -494,7 +495,7 @@ static void maybe_finish_states(struct domain *d) {
                 if (is_me(d, d->states[i].member))
                         mine = &d->states[i];
         }
-        l = agreed_state(d);
+        l = agreed_state(d->states, d->n_states);
         leader = &d->states[l];
         d->sync_leader = leader->member;
         for (size_t i = 0; i < d->n_states; i++)
@@ -616,6 +617,8 @@ void status_publish_own(struct domain *d) {
         (void) domain_multicast_json(d, DOMAIN_MSG_STATUS, h);
 }
 
+static void request_sync_round(struct domain *d);
+
 static void deliver_sync_done(struct domain *d, struct member from, struct json_object *h) {
         struct json_object *tag = NULL;
         int64_t version;
@@ -631,9 +634,7 @@ static void deliver_sync_done(struct domain *d, struct member from, struct json_
                 log_error("After the sync this node is at version %" PRIu64
                           ", not the agreed version %" PRId64 "; asking for another round",
                           store_version(d->store), version);
-                _cleanup_(json_object_putp) struct json_object *c = json_object_new_object();
-                haven_json_add(c, "members", members_json(d));
-                (void) domain_multicast_json(d, DOMAIN_MSG_CHECK, c);
+                request_sync_round(d);
                 return;
         }
         d->synced = true;
@@ -647,15 +648,93 @@ static void deliver_sync_done(struct domain *d, struct member from, struct json_
         (void) api_submit_flush(d);
 }
 
+/* Asks every member to start a sync round (a member that knows it differs,
+ * or a sync that did not take). */
+static void request_sync_round(struct domain *d) {
+        _cleanup_(json_object_putp) struct json_object *h = json_object_new_object();
+
+        haven_json_add(h, "members", members_json(d));
+        haven_json_add(h, "sync", json_object_new_boolean(true));
+        (void) domain_multicast_json(d, DOMAIN_MSG_CHECK, h);
+}
+
+/* A periodic comparison. Every member records its state at the delivery of
+ * the check, the same point of the stream everywhere, and reports it;
+ * transactions go on meanwhile. Only if the states differ does a sync round
+ * (which pauses writes) follow. */
 static void deliver_check(struct domain *d, struct member from, struct json_object *h) {
+        _cleanup_(json_object_putp) struct json_object *k = json_object_new_object();
         struct json_object *tag = NULL;
+        uint64_t checksum = store_checksum(d->store), full;
+        bool sync = false;
+        int64_t id = 0;
+        char hex[17];
 
         (void) haven_json_get_array(h, "members", &tag);
         if (!members_match(d, tag))
                 return;
-        /* Everyone starts the round at the same point of the stream; a round
-         * already running restarts. */
-        start_round(d, true);
+        (void) haven_json_get_bool(h, "sync", &sync);
+        if (sync) {
+                /* Everyone starts the round at this point of the stream; a
+                 * round already running restarts. */
+                start_round(d, true);
+                return;
+        }
+        if (!d->synced || haven_json_get_int64(h, "id", &id) < 0)
+                return;
+
+        d->check_id = id;
+        d->n_check_states = d->n_members;
+        for (size_t i = 0; i < d->n_members; i++)
+                d->check_states[i] = (struct member_state) { .member = d->members[i] };
+        if (store_checksum_full(d->store, &full) >= 0 && full != checksum) {
+                log_warning("The database's content differs from what was replicated "
+                            "(checksum %016" PRIx64 ", expected %016" PRIx64 "); "
+                            "asking the cluster for its content", full, checksum);
+                checksum = full;
+        }
+        snprintf(hex, sizeof hex, "%016" PRIx64, checksum);
+        haven_json_add(k, "members", members_json(d));
+        haven_json_add(k, "id", json_object_new_int64(id));
+        haven_json_add(k, "version", json_object_new_int64((int64_t) store_version(d->store)));
+        haven_json_add(k, "checksum", json_object_new_string(hex));
+        (void) domain_multicast_json(d, DOMAIN_MSG_CHECK_STATE, k);
+}
+
+static void deliver_check_state(struct domain *d, struct member from, struct json_object *h) {
+        struct json_object *tag = NULL;
+        int64_t id, version;
+        uint64_t checksum;
+        size_t agreed;
+
+        (void) haven_json_get_array(h, "members", &tag);
+        if (!d->synced || !members_match(d, tag) || haven_json_get_int64(h, "id", &id) < 0 ||
+            id != d->check_id || haven_json_get_int64(h, "version", &version) < 0 || version < 0 ||
+            parse_checksum(h, &checksum) < 0)
+                return;
+        for (size_t i = 0; i < d->n_check_states; i++) {
+                struct member_state *st = &d->check_states[i];
+                if (!member_eq(st->member, from) || st->received)
+                        continue;
+                st->received = true;
+                st->version = (uint64_t) version;
+                st->checksum = checksum;
+        }
+        for (size_t i = 0; i < d->n_check_states; i++)
+                if (!d->check_states[i].received)
+                        return;
+        d->check_id = -1;
+        agreed = agreed_state(d->check_states, d->n_check_states);
+        for (size_t i = 0; i < d->n_check_states; i++)
+                if (d->check_states[i].version != d->check_states[agreed].version ||
+                    d->check_states[i].checksum != d->check_states[agreed].checksum) {
+                        /* Every member sees the same states here, so all
+                         * start the round at this same point. */
+                        log_warning("Node %u differs from the agreed state at the check; syncing",
+                                    d->check_states[i].member.node_id);
+                        start_round(d, true);
+                        return;
+                }
 }
 
 /* ==== Status map ==== */
@@ -783,6 +862,7 @@ void sync_deliver(struct domain *d, uint32_t node_id, uint32_t pid,
                 break;
         case DOMAIN_MSG_SYNC_DONE: deliver_sync_done(d, from, h); break;
         case DOMAIN_MSG_CHECK: deliver_check(d, from, h); break;
+        case DOMAIN_MSG_CHECK_STATE: deliver_check_state(d, from, h); break;
         case DOMAIN_MSG_STATUS: deliver_status(d, from, h); break;
         default:
                 log_warning("Unknown message type %u from node %u, ignoring", msg[0], node_id);
@@ -801,6 +881,7 @@ void sync_membership_changed(struct domain *d, const struct cpg_address *members
                 d->members[i] = (struct member) { members[i].nodeid, members[i].pid };
         qsort(d->members, d->n_members, sizeof d->members[0], member_cmp);
         stream_quorate_forget();
+        d->check_id = -1;
 
         for (size_t i = 0; i < n_left; i++)
                 if (!domain_is_member(d, left[i].nodeid))
@@ -834,9 +915,10 @@ static int on_check_timer(sd_event_source *s, uint64_t usec, void *userdata) {
         struct domain *d = userdata;
 
         /* The lowest member asks for a comparison round. */
-        if (d->synced && d->n_members > 0 && is_me(d, d->members[0])) {
+        if (d->synced && d->n_members > 1 && is_me(d, d->members[0])) {
                 _cleanup_(json_object_putp) struct json_object *h = json_object_new_object();
                 haven_json_add(h, "members", members_json(d));
+                haven_json_add(h, "id", json_object_new_int64(++d->next_check_id));
                 (void) domain_multicast_json(d, DOMAIN_MSG_CHECK, h);
         }
         (void) sd_event_source_set_time_relative(s, DOMAIN_CHECK_INTERVAL_USEC);
@@ -885,7 +967,9 @@ static int on_file_check_timer(sd_event_source *s, uint64_t usec, void *userdata
         (void) api_submit_flush(d);
         join_check_progress(d);
         if (!batch.open) {
-                r = store_checkpoint(d->store, DOMAIN_CHECKPOINT_FRAMES);
+                bool idle = haven_now_usec(CLOCK_MONOTONIC) - d->last_tx_usec >=
+                            DOMAIN_CHECKPOINT_IDLE_USEC;
+                r = store_checkpoint(d->store, idle ? 1 : DOMAIN_CHECKPOINT_FRAMES);
                 if (r < 0 && r != -EBUSY)
                         log_warning_errno(r, "WAL checkpoint failed: %m, ignoring");
         }
@@ -900,11 +984,8 @@ static int on_file_check_timer(sd_event_source *s, uint64_t usec, void *userdata
                 log_error_errno(r, "Failed to recreate \"%s\": %m", d->db_path);
                 return sd_event_exit(d->event, r);
         }
-        if (d->cpg_connected && d->n_members > 0) {
-                _cleanup_(json_object_putp) struct json_object *h = json_object_new_object();
-                haven_json_add(h, "members", members_json(d));
-                (void) domain_multicast_json(d, DOMAIN_MSG_CHECK, h);
-        }
+        if (d->cpg_connected && d->n_members > 0)
+                request_sync_round(d);
         return 0;
 }
 

@@ -23,9 +23,12 @@
 #define DOMAIN_CHECK_INTERVAL_USEC (10 * 1000 * 1000ULL)
 #define DOMAIN_FILE_CHECK_INTERVAL_USEC (2 * 1000 * 1000ULL)
 #define DOMAIN_SNAPSHOT_CHUNK (256 * 1024)
-/* The WAL is copied into the database once it holds this many frames (about
- * 4 MiB), from the housekeeping timer. */
-#define DOMAIN_CHECKPOINT_FRAMES 1000
+/* The WAL is copied into the database from the housekeeping timer: when no
+ * transaction came for DOMAIN_CHECKPOINT_IDLE_USEC, or when the log holds
+ * DOMAIN_CHECKPOINT_FRAMES frames (about 40 MiB) even under a steady load.
+ * A checkpoint blocks the loop for milliseconds, so it waits for a pause. */
+#define DOMAIN_CHECKPOINT_FRAMES 10000
+#define DOMAIN_CHECKPOINT_IDLE_USEC (2 * 1000 * 1000ULL)
 #define DOMAIN_SUBMIT_OPS_MAX 1000
 #define DOMAIN_STATUS_KEY_MAX 128
 #define DOMAIN_STATUS_VALUE_MAX (64 * 1024)
@@ -46,7 +49,8 @@ enum domain_msg_type {
         DOMAIN_MSG_STATE = 'S',     /* a member's version and checksum */
         DOMAIN_MSG_SNAPSHOT = 'P',  /* one part of the agreed content */
         DOMAIN_MSG_SYNC_DONE = 'D', /* the sync leader: everyone is equal */
-        DOMAIN_MSG_CHECK = 'C',     /* start a comparison round */
+        DOMAIN_MSG_CHECK = 'C',     /* compare states (or, with "sync", start a round) */
+        DOMAIN_MSG_CHECK_STATE = 'K', /* a member's state at the check's delivery */
         DOMAIN_MSG_STATUS = 'M',    /* status map entries of the sender */
 };
 
@@ -144,8 +148,14 @@ struct domain {
         char *snapshot_buf;
         size_t snapshot_size, snapshot_parts_seen;
         sd_event_source *check_timer;
+        /* The comparison in progress: states recorded at the delivery of
+         * check `check_id`, while transactions go on. */
+        struct member_state check_states[DOMAIN_MEMBERS_MAX];
+        size_t n_check_states;
+        int64_t check_id, next_check_id;
         sd_event_source *file_check_timer;
         uint64_t rounds;        /* sync rounds completed (for status) */
+        uint64_t last_tx_usec;  /* CLOCK_MONOTONIC of the last applied transaction */
 
         /* ==== messages ==== */
         struct outgoing *out_head, *out_tail;

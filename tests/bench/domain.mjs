@@ -3,12 +3,13 @@
 // Domain figures, three lab nodes with real corosync (token 1000 ms):
 // commit latency (submit on node1 → applied on all three: node1's reply and
 // the commit events of nodes 2 and 3), throughput (one-row transactions,
-// 64 in flight), and in the same run the bare CPG round trip between the
-// same nodes (haven-bench-cpg), and the ratio.
-import { spawn } from 'node:child_process';
+// 64 in flight), both measured by haven-bench-domain (C), and in the same
+// run the bare CPG round trip between the same nodes (haven-bench-cpg), and
+// the ratio.
+import { execFileSync, spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { ROOT, lab, waitFor } from '../system/lib/lab.mjs';
-import { DomainClient, createCluster } from '../system/lib/domain.mjs';
+import { createCluster, socketPath } from '../system/lib/domain.mjs';
 
 const LATENCY_SAMPLES = Number(process.env.DOMAIN_BENCH_SAMPLES ?? 500);
 const THROUGHPUT_TXS = Number(process.env.DOMAIN_BENCH_TXS ?? 5000);
@@ -16,12 +17,7 @@ const WINDOW = 64;
 
 const emit = (bench, value, unit, goal) =>
   console.log(JSON.stringify({ bench, value: Number(value.toFixed(3)), unit, ...(goal !== undefined && { goal }) }));
-const pct = (xs, p) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(xs.length * p))];
 const log = (...a) => console.error('bench:', ...a);
-
-function insert(i, prefix) {
-  return { request: 'submit', actor: 'bench', ops: [{ op: 'insert', table: 'hosts', values: { name: `${prefix}${i}`, address: '198.18.9.1' } }] };
-}
 
 async function main() {
   lab('down');
@@ -31,43 +27,15 @@ async function main() {
       try { await createCluster(3, waitFor); return true; } catch (e) { log(e.message); return false; }
     }, { timeoutMs: 120_000, intervalMs: 2000 });
 
-    const writer = await DomainClient.connect(1);
-    const watchers = await Promise.all([2, 3].map((n) => DomainClient.connect(n)));
-    for (const w of watchers) await w.call({ request: 'subscribe', events: ['commit'] });
-
-    // Latency, one at a time.
-    const samples = [];
-    for (let i = 0; i < LATENCY_SAMPLES; i++) {
-      const t0 = process.hrtime.bigint();
-      const r = await writer.call(insert(i, 'lat-'));
-      if (r.error) throw new Error(JSON.stringify(r.error));
-      await Promise.all(watchers.map((w) => w.waitEvent((e) => e.version === r.version)));
-      samples.push(Number(process.hrtime.bigint() - t0) / 1e6);
-      for (const w of watchers) w.events.length = 0;
-    }
-    const p50 = pct(samples, 0.5), p99 = pct(samples, 0.99);
-    log(`commit latency p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms`);
-
-    // Throughput, WINDOW in flight, until node1 applied all of them.
-    for (const w of watchers) await w.call({ request: 'subscribe', events: ['membership'] });
-    const t0 = process.hrtime.bigint();
-    let next = 0, done = 0;
-    await new Promise((resolve, reject) => {
-      const pump = () => {
-        while (next < THROUGHPUT_TXS && next - done < WINDOW) {
-          writer.call(insert(next++, 'tps-')).then((r) => {
-            if (r.error) return reject(new Error(JSON.stringify(r.error)));
-            if (++done === THROUGHPUT_TXS) resolve();
-            else pump();
-          }, reject);
-        }
-      };
-      pump();
-    });
-    const tps = THROUGHPUT_TXS / (Number(process.hrtime.bigint() - t0) / 1e9);
+    // Measured by a C client (no garbage collector in the figures).
+    const client = join(ROOT, 'build', 'bin', 'haven-bench-domain');
+    const [w1, w2, w3] = [1, 2, 3].map(socketPath);
+    const lat = JSON.parse(execFileSync(client, ['latency', String(LATENCY_SAMPLES), w1, w2, w3], { encoding: 'utf8' }));
+    const p50 = lat.p50_ms, p99 = lat.p99_ms;
+    log(`commit latency p50 ${p50.toFixed(2)} ms, p99 ${p99.toFixed(2)} ms, max ${lat.max_ms.toFixed(2)} ms`);
+    const thr = JSON.parse(execFileSync(client, ['throughput', String(THROUGHPUT_TXS), String(WINDOW), w1], { encoding: 'utf8' }));
+    const tps = thr.tps;
     log(`throughput ${tps.toFixed(0)} tx/s`);
-    writer.close();
-    for (const w of watchers) w.close();
 
     // The bare CPG round trip between the same nodes.
     const bin = join(ROOT, 'build', 'bin', 'haven-bench-cpg');
