@@ -391,10 +391,10 @@ static void deliver_tx(struct domain *d, struct member from, struct json_object 
 
 /* ==== Sync rounds ==== */
 
-static void send_state(struct domain *d, bool verify) {
-        _cleanup_(json_object_putp) struct json_object *h = json_object_new_object();
+/* This member's checksum for a comparison: with verify, recomputed from the
+ * rows, so content changed behind our back shows up as a difference. */
+static uint64_t state_checksum(struct domain *d, bool verify) {
         uint64_t checksum = store_checksum(d->store), full;
-        char hex[17];
 
         if (verify && store_checksum_full(d->store, &full) >= 0 && full != checksum) {
                 log_warning("The database's content differs from what was replicated "
@@ -402,6 +402,14 @@ static void send_state(struct domain *d, bool verify) {
                             "asking the cluster for its content", full, checksum);
                 checksum = full;
         }
+        return checksum;
+}
+
+static void send_state(struct domain *d, bool verify) {
+        _cleanup_(json_object_putp) struct json_object *h = json_object_new_object();
+        uint64_t checksum = state_checksum(d, verify);
+        char hex[17];
+
         snprintf(hex, sizeof hex, "%016" PRIx64, checksum);
         haven_json_add(h, "members", members_json(d));
         haven_json_add(h, "version", json_object_new_int64((int64_t) store_version(d->store)));
@@ -665,7 +673,7 @@ static void request_sync_round(struct domain *d) {
 static void deliver_check(struct domain *d, struct member from, struct json_object *h) {
         _cleanup_(json_object_putp) struct json_object *k = json_object_new_object();
         struct json_object *tag = NULL;
-        uint64_t checksum = store_checksum(d->store), full;
+        uint64_t checksum;
         bool sync = false;
         int64_t id = 0;
         char hex[17];
@@ -687,12 +695,7 @@ static void deliver_check(struct domain *d, struct member from, struct json_obje
         d->n_check_states = d->n_members;
         for (size_t i = 0; i < d->n_members; i++)
                 d->check_states[i] = (struct member_state) { .member = d->members[i] };
-        if (store_checksum_full(d->store, &full) >= 0 && full != checksum) {
-                log_warning("The database's content differs from what was replicated "
-                            "(checksum %016" PRIx64 ", expected %016" PRIx64 "); "
-                            "asking the cluster for its content", full, checksum);
-                checksum = full;
-        }
+        checksum = state_checksum(d, true);
         snprintf(hex, sizeof hex, "%016" PRIx64, checksum);
         haven_json_add(k, "members", members_json(d));
         haven_json_add(k, "id", json_object_new_int64(id));
