@@ -235,17 +235,6 @@ int haven_frame_buffer_queue(struct haven_frame_buffer *b,
 
 /* ==== Blocking clients ==== */
 
-uint64_t haven_frame_deadline(uint64_t timeout_usec) {
-        uint64_t now;
-
-        if (timeout_usec == UINT64_MAX)
-                return UINT64_MAX;
-        now = haven_now_usec(CLOCK_MONOTONIC);
-        if (timeout_usec >= UINT64_MAX - now)
-                return UINT64_MAX;
-        return now + timeout_usec;
-}
-
 int haven_frame_wait(int fd, short events, uint64_t deadline) {
         for (;;) {
                 struct pollfd pfd = {.fd = fd, .events = events};

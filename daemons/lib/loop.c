@@ -77,3 +77,14 @@ uint64_t haven_now_usec(clockid_t clock) {
         return (uint64_t) ts.tv_sec * USEC_PER_SEC +
                (uint64_t) ts.tv_nsec / NSEC_PER_USEC;
 }
+
+uint64_t haven_deadline_usec(uint64_t timeout_usec) {
+        uint64_t now;
+
+        if (timeout_usec == UINT64_MAX)
+                return UINT64_MAX;
+        now = haven_now_usec(CLOCK_MONOTONIC);
+        if (timeout_usec >= UINT64_MAX - now)
+                return UINT64_MAX;
+        return now + timeout_usec;
+}

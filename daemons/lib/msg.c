@@ -13,6 +13,7 @@
 #include <sys/un.h>
 
 #include "haven/frame.h"
+#include "haven/loop.h"
 #include "haven/json.h"
 #include "haven/log.h"
 #include "haven/msg.h"
@@ -973,7 +974,7 @@ static int client_recv_until(struct haven_msg_client *c, uint64_t deadline,
 int haven_msg_client_send(struct haven_msg_client *c, struct json_object *obj,
                           uint64_t timeout_usec) {
         assert(c);
-        return client_send_until(c, obj, haven_frame_deadline(timeout_usec));
+        return client_send_until(c, obj, haven_deadline_usec(timeout_usec));
 }
 
 /* Messages that arrive together are buffered and returned one per call, so
@@ -985,7 +986,7 @@ int haven_msg_client_recv(struct haven_msg_client *c, uint64_t timeout_usec,
                           struct json_object **ret) {
         assert(c);
         assert(ret);
-        return client_recv_until(c, haven_frame_deadline(timeout_usec), ret);
+        return client_recv_until(c, haven_deadline_usec(timeout_usec), ret);
 }
 
 /* timeout_usec bounds send and receive together. Returns the next message
@@ -999,7 +1000,7 @@ int haven_msg_client_call(struct haven_msg_client *c, struct json_object *req,
         assert(c);
         assert(ret);
 
-        deadline = haven_frame_deadline(timeout_usec);
+        deadline = haven_deadline_usec(timeout_usec);
         r = client_send_until(c, req, deadline);
         if (r < 0)
                 return r;

@@ -26,6 +26,7 @@
 #include <gnutls/x509.h>
 
 #include "haven/frame.h"
+#include "haven/loop.h"
 #include "haven/json.h"
 #include "haven/log.h"
 #include "haven/peer.h"
@@ -1793,7 +1794,7 @@ int haven_peer_client_connect(const char *host, uint16_t port,
                 if (r < 0)
                         return r;
         }
-        deadline = haven_frame_deadline(timeout_usec);
+        deadline = haven_deadline_usec(timeout_usec);
 
         snprintf(service, sizeof(service), "%u", port);
         r = getaddrinfo(host, service, &hints, &list);
@@ -1936,14 +1937,14 @@ static int client_recv_until(struct haven_peer_client *c, uint64_t deadline,
 int haven_peer_client_send(struct haven_peer_client *c, struct json_object *obj,
                            uint64_t timeout_usec) {
         assert(c);
-        return client_send_until(c, obj, haven_frame_deadline(timeout_usec));
+        return client_send_until(c, obj, haven_deadline_usec(timeout_usec));
 }
 
 int haven_peer_client_recv(struct haven_peer_client *c, uint64_t timeout_usec,
                            struct json_object **ret) {
         assert(c);
         assert(ret);
-        return client_recv_until(c, haven_frame_deadline(timeout_usec), ret);
+        return client_recv_until(c, haven_deadline_usec(timeout_usec), ret);
 }
 
 int haven_peer_client_call(struct haven_peer_client *c, struct json_object *req,
@@ -1954,7 +1955,7 @@ int haven_peer_client_call(struct haven_peer_client *c, struct json_object *req,
         assert(c);
         assert(ret);
 
-        deadline = haven_frame_deadline(timeout_usec);
+        deadline = haven_deadline_usec(timeout_usec);
         r = client_send_until(c, req, deadline);
         if (r < 0)
                 return r;

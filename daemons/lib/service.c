@@ -249,13 +249,6 @@ static const char *const unit_methods[_HAVEN_SERVICE_ACTION_MAX] = {
         [HAVEN_SERVICE_RELOAD] = "ReloadUnit",
 };
 
-static uint64_t deadline_after(uint64_t timeout_usec) {
-        uint64_t now = haven_now_usec(CLOCK_MONOTONIC);
-
-        return timeout_usec >= UINT64_MAX - now ? UINT64_MAX
-                                                : now + timeout_usec;
-}
-
 /* Time left until deadline, at least 1 µs (sd_bus_call reads 0 as "its
  * default"), or 0 when it passed. */
 static uint64_t left_until(uint64_t deadline) {
@@ -378,7 +371,7 @@ int haven_service_systemd_control(sd_bus *bus, const char *name,
                 return r;
         if (timeout_usec == 0)
                 timeout_usec = HAVEN_SERVICE_TIMEOUT_USEC;
-        deadline = deadline_after(timeout_usec);
+        deadline = haven_deadline_usec(timeout_usec);
 
         /* The match exists before the job does: its JobRemoved cannot be
          * missed. Filtered by path (and sender) in the callback. */

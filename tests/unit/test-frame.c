@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 
 #include "haven/frame.h"
+#include "haven/loop.h"
 #include "haven/json.h"
 
 #include "test-util.h"
@@ -223,10 +224,10 @@ input_buffer_grows_for_a_large_frame_and_shrinks_after(void **state) {
 static void deadline_saturates_instead_of_wrapping(void **state) {
         uint64_t before = now_usec();
 
-        assert_true(haven_frame_deadline(UINT64_MAX) == UINT64_MAX);
-        assert_true(haven_frame_deadline(UINT64_MAX - 1) == UINT64_MAX);
-        assert_true(haven_frame_deadline(0) >= before);
-        assert_true(haven_frame_deadline(0) <= now_usec());
+        assert_true(haven_deadline_usec(UINT64_MAX) == UINT64_MAX);
+        assert_true(haven_deadline_usec(UINT64_MAX - 1) == UINT64_MAX);
+        assert_true(haven_deadline_usec(0) >= before);
+        assert_true(haven_deadline_usec(0) <= now_usec());
 }
 
 static void wait_returns_when_ready_or_times_out(void **state) {
@@ -235,10 +236,10 @@ static void wait_returns_when_ready_or_times_out(void **state) {
         assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, fds), 0);
 
         assert_int_equal(haven_frame_wait(fds[0], POLLIN,
-                                          haven_frame_deadline(20u * 1000u)),
+                                          haven_deadline_usec(20u * 1000u)),
                          -ETIMEDOUT);
         assert_int_equal(
-                haven_frame_wait(fds[0], POLLIN, haven_frame_deadline(0)),
+                haven_frame_wait(fds[0], POLLIN, haven_deadline_usec(0)),
                 -ETIMEDOUT);
         assert_int_equal(haven_frame_wait(fds[0], POLLOUT, UINT64_MAX), 0);
 

@@ -15,6 +15,7 @@
 
 #include "haven/json.h"
 #include "haven/log.h"
+#include "haven/loop.h"
 #include "init.h"
 
 #define BACKOFF_MIN_USEC (100 * 1000ULL)
@@ -31,12 +32,6 @@ static const char *const state_names[_SERVICE_STATE_MAX] = {
 
 const char *service_state_to_string(enum service_state s) {
         return s >= 0 && s < _SERVICE_STATE_MAX ? state_names[s] : NULL;
-}
-
-static uint64_t now_usec(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000ULL + (uint64_t) ts.tv_nsec / 1000;
 }
 
 /* ==== Definitions ==== */
@@ -215,7 +210,7 @@ int service_start(struct service *svc) {
 
         svc->pid = pid;
         svc->state = SERVICE_RUNNING;
-        svc->started_usec = now_usec();
+        svc->started_usec = haven_now_usec(CLOCK_MONOTONIC);
         log_info("Service \"%s\" started as PID %d", svc->name, (int) pid);
         (void) supervisor_write_record(svc->supervisor);
         return 0;
@@ -344,7 +339,7 @@ static int on_restart_timer(sd_event_source *source, uint64_t usec, void *userda
 
 static void service_exited(struct service *svc, int code, int status) {
         bool requested = svc->state == SERVICE_STOPPING;
-        uint64_t ran = now_usec() - svc->started_usec;
+        uint64_t ran = haven_now_usec(CLOCK_MONOTONIC) - svc->started_usec;
         int r;
 
         svc->pid = 0;

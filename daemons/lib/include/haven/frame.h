@@ -123,12 +123,7 @@ int haven_frame_buffer_queue(struct haven_frame_buffer *b,
 
 /* ==== Blocking clients ==== */
 
-/* Timeouts bound a whole call: UINT64_MAX waits forever, 0 does only what
- * needs no waiting. */
-
-/* The CLOCK_MONOTONIC time timeout_usec from now, or UINT64_MAX (never)
- * for UINT64_MAX or when the sum would overflow. */
-uint64_t haven_frame_deadline(uint64_t timeout_usec);
+/* Deadlines come from haven_deadline_usec() (haven/loop.h). */
 
 /* Waits until fd is ready for events (POLLIN, POLLOUT) or the deadline
  * passed, going on after EINTR. Returns 0 (also on POLLHUP/POLLERR: the

@@ -44,3 +44,8 @@ int haven_loop_add_timer(sd_event *e, sd_event_source **ret,
 /* The current time of clock in microseconds (not the loop's cached
  * iteration time; use sd_event_now() for that). */
 uint64_t haven_now_usec(clockid_t clock);
+
+/* The CLOCK_MONOTONIC time timeout_usec from now, or UINT64_MAX (never) for
+ * UINT64_MAX or when the sum would overflow. For blocking calls bounded as a
+ * whole: UINT64_MAX waits forever, 0 does only what needs no waiting. */
+uint64_t haven_deadline_usec(uint64_t timeout_usec);
