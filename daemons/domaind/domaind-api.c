@@ -24,22 +24,27 @@ static const char *const event_names[] = { "commit", "status", "job-log", "membe
 
 /* ==== Replies ==== */
 
-static struct json_object *reply_new(struct json_object *tag) {
+struct json_object *api_reply_new(struct json_object *tag) {
         struct json_object *o = json_object_new_object();
         if (o && tag)
-                json_object_object_add(o, "tag", json_object_get(tag));
+                haven_json_add(o, "tag", json_object_get(tag));
         return o;
 }
 
-static int send_error(struct haven_msg_conn *conn, struct json_object *tag, const char *code,
-                      const char *message, const char *field) {
-        _cleanup_(json_object_putp) struct json_object *o = reply_new(tag);
-        struct json_object *e = json_object_new_object();
+struct json_object *api_error_new(struct json_object *tag, const char *code, const char *message,
+                                  const char *field) {
+        struct json_object *o = api_reply_new(tag), *e = json_object_new_object();
 
         haven_json_add(e, "code", json_object_new_string(code));
         haven_json_add(e, "message", json_object_new_string(message));
         haven_json_add(e, "field", field && *field ? json_object_new_string(field) : NULL);
         haven_json_add(o, "error", e);
+        return o;
+}
+
+static int send_error(struct haven_msg_conn *conn, struct json_object *tag, const char *code,
+                      const char *message, const char *field) {
+        _cleanup_(json_object_putp) struct json_object *o = api_error_new(tag, code, message, field);
         return haven_msg_conn_send(conn, o);
 }
 
@@ -70,7 +75,7 @@ void api_pending_done(struct domain *d, struct pending *p, struct json_object *r
         else if (error)
                 (void) send_error(p->conn, p->tag, error->code, error->message, error->field);
         else {
-                _cleanup_(json_object_putp) struct json_object *o = reply_new(p->tag);
+                _cleanup_(json_object_putp) struct json_object *o = api_reply_new(p->tag);
                 json_object_object_foreach(result, key, value)
                         (void) haven_json_add(o, key, json_object_get(value));
                 (void) haven_msg_conn_send(p->conn, o);
@@ -250,7 +255,7 @@ static struct json_object *member_json(uint32_t id, const char *name, const char
 
 static int handle_status(struct domain *d, struct haven_msg_conn *conn, struct json_object *req,
                          struct json_object *tag) {
-        _cleanup_(json_object_putp) struct json_object *o = reply_new(tag);
+        _cleanup_(json_object_putp) struct json_object *o = api_reply_new(tag);
         _cleanup_(sqlite3_finalizep) sqlite3_stmt *st = NULL;
         struct json_object *members = json_object_new_array(), *manager = NULL;
         int64_t config_version = 0;
@@ -316,7 +321,7 @@ static int handle_query(struct domain *d, struct haven_msg_conn *conn, struct js
                                   "unknown table, or a column in \"where\" it does not have", "table");
         if (r < 0)
                 return send_error(conn, tag, "internal", strerror(-r), NULL);
-        o = reply_new(tag);
+        o = api_reply_new(tag);
         haven_json_add(o, "rows", TAKE_PTR(rows));
         return haven_msg_conn_send(conn, o);
 }
@@ -349,7 +354,7 @@ static int handle_subscribe(struct domain *d, struct haven_msg_conn *conn, struc
         s->events = mask;
         s->next = d->subscribers;
         d->subscribers = s;
-        o = reply_new(tag);
+        o = api_reply_new(tag);
         haven_json_add(o, "subscribed", json_object_new_boolean(true));
         return haven_msg_conn_send(conn, o);
 }
@@ -369,7 +374,7 @@ static int handle_status_publish(struct domain *d, struct haven_msg_conn *conn,
         r = status_publish(d, key, value);
         if (r < 0)
                 return send_error(conn, tag, "internal", strerror(-r), NULL);
-        o = reply_new(tag);
+        o = api_reply_new(tag);
         haven_json_add(o, "ok", json_object_new_boolean(true));
         return haven_msg_conn_send(conn, o);
 }
@@ -393,7 +398,7 @@ static int handle_status_read(struct domain *d, struct haven_msg_conn *conn,
                 haven_json_add(x, "value", json_object_get(e->value));
                 json_object_array_add(entries, x);
         }
-        o = reply_new(tag);
+        o = api_reply_new(tag);
         haven_json_add(o, "entries", entries);
         return haven_msg_conn_send(conn, o);
 }

@@ -354,6 +354,14 @@ int cluster_start_corosync(struct domain *d) {
         return 0;
 }
 
+void cluster_identity_add(struct domain *d, struct json_object *reply) {
+        char name[64];
+
+        (void) cluster_exists_here(d, name, sizeof name);
+        haven_json_add(reply, "cluster", json_object_new_string(name));
+        haven_json_add(reply, "node_id", json_object_new_int64(d->node_id));
+}
+
 /* Whether this node is already part of a cluster: a cluster row, or a
  * corosync.conf (then it belongs to a cluster this domain does not know). */
 bool cluster_exists_here(struct domain *d, char *name, size_t size) {
@@ -371,25 +379,17 @@ bool cluster_exists_here(struct domain *d, char *name, size_t size) {
  * name and this node's id. */
 static void on_created(struct domain *d, struct pending *p, struct json_object *result,
                        const struct store_error *error) {
-        _cleanup_(json_object_putp) struct json_object *o = json_object_new_object();
-        char name[64];
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
 
         if (!p->conn)
                 return;
-        if (p->tag)
-                haven_json_add(o, "tag", json_object_get(p->tag));
-        if (error) {
-                struct json_object *e = json_object_new_object();
-                haven_json_add(e, "code", json_object_new_string(error->code));
-                haven_json_add(e, "message", json_object_new_string(error->message));
-                haven_json_add(e, "field", error->field[0] ? json_object_new_string(error->field) : NULL);
-                haven_json_add(o, "error", e);
-        } else {
-                (void) cluster_exists_here(d, name, sizeof name);
+        if (error)
+                o = api_error_new(p->tag, error->code, error->message, error->field);
+        else {
+                o = api_reply_new(p->tag);
                 json_object_object_foreach(result, key, value)
                         haven_json_add(o, key, json_object_get(value));
-                haven_json_add(o, "cluster", json_object_new_string(name));
-                haven_json_add(o, "node_id", json_object_new_int64(d->node_id));
+                cluster_identity_add(d, o);
         }
         (void) haven_msg_conn_send(p->conn, o);
 }

@@ -163,25 +163,12 @@ static void on_confchg(cpg_handle_t handle, const struct cpg_name *group,
 static void on_quorum(votequorum_handle_t handle, uint64_t context, uint32_t quorate,
                       uint32_t n_nodes, votequorum_node_t nodes[]) {
         struct domain *d = (struct domain *) (uintptr_t) context;
-        struct votequorum_info info = {};
         bool was = d->quorate;
 
         d->quorate = quorate != 0;
-        if (votequorum_getinfo(handle, d->node_id, &info) == CS_OK)
-                d->two_node = info.flags & VOTEQUORUM_INFO_TWONODE;
         if (was != d->quorate) {
                 log_info("The cluster is %s", d->quorate ? "quorate" : "not quorate: the configuration is read-only");
-                _cleanup_(json_object_putp) struct json_object *ev = json_object_new_object();
-                struct json_object *arr = json_object_new_array();
-                if (ev && arr) {
-                        for (size_t i = 0; i < d->n_members; i++)
-                                json_object_array_add(arr, json_object_new_int64(d->members[i].node_id));
-                        haven_json_add(ev, "event", json_object_new_string("membership"));
-                        haven_json_add(ev, "members", arr);
-                        haven_json_add(ev, "quorate", json_object_new_boolean(d->quorate));
-                        api_emit(d, SUBSCRIBE_MEMBERSHIP, ev);
-                } else
-                        json_object_put(arr);
+                sync_emit_membership(d);
                 if (d->quorate)
                         (void) api_submit_flush(d);
         }

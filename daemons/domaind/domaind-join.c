@@ -14,6 +14,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include <nettle/base16.h>
+
 #include "domaind.h"
 #include "haven/db.h"
 #include "haven/exec.h"
@@ -28,42 +30,28 @@
 #define JOIN_SYNC_TIMEOUT_USEC (60 * 1000 * 1000ULL)
 #define AUTHKEY_MAX 1024
 
-/* ==== Hex ==== */
+/* ==== The key travels as base16 (nettle) ==== */
 
 static char *hex_encode(const uint8_t *data, size_t size) {
-        static const char digits[] = "0123456789abcdef";
-        char *s = malloc(size * 2 + 1);
+        char *s = malloc(BASE16_ENCODE_LENGTH(size) + 1);
 
         if (!s)
                 return NULL;
-        for (size_t i = 0; i < size; i++) {
-                s[2 * i] = digits[data[i] >> 4];
-                s[2 * i + 1] = digits[data[i] & 15];
-        }
-        s[size * 2] = '\0';
+        base16_encode_update(s, size, data);
+        s[BASE16_ENCODE_LENGTH(size)] = '\0';
         return s;
 }
 
-static int hex_value(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        return -1;
-}
-
 static int hex_decode(const char *s, uint8_t *buf, size_t max, size_t *ret_size) {
-        size_t n = strlen(s);
+        struct base16_decode_ctx ctx;
+        size_t n = strlen(s), size = max;
 
-        if (n % 2 || n / 2 > max)
+        if (BASE16_DECODE_LENGTH(n) > max)
                 return -EINVAL;
-        for (size_t i = 0; i < n / 2; i++) {
-                int hi = hex_value(s[2 * i]), lo = hex_value(s[2 * i + 1]);
-                if (hi < 0 || lo < 0)
-                        return -EINVAL;
-                buf[i] = (uint8_t) (hi << 4 | lo);
-        }
-        *ret_size = n / 2;
+        base16_decode_init(&ctx);
+        if (!base16_decode_update(&ctx, &size, buf, n, s) || !base16_decode_final(&ctx))
+                return -EINVAL;
+        *ret_size = size;
         return 0;
 }
 
@@ -97,13 +85,9 @@ static int on_denied_delay(sd_event_source *s, uint64_t usec, void *userdata) {
 
 static void reply_error(struct domain *d, struct haven_peer_conn *conn, const char *code,
                         const char *message, const char *field, bool delayed) {
-        struct json_object *o = json_object_new_object(), *e = json_object_new_object();
+        struct json_object *o = api_error_new(NULL, code, message, field);
         struct join_request *j;
 
-        haven_json_add(e, "code", json_object_new_string(code));
-        haven_json_add(e, "message", json_object_new_string(message));
-        haven_json_add(e, "field", field ? json_object_new_string(field) : NULL);
-        haven_json_add(o, "error", e);
         if (!delayed) {
                 (void) haven_peer_conn_send(conn, o);
                 json_object_put(o);
@@ -334,23 +318,15 @@ void join_close(struct domain *d) {
 
 /* Answers the client that asked to join: error (code != NULL) or success. */
 void join_waiter_finish(struct domain *d, const char *code, const char *message) {
-        _cleanup_(json_object_putp) struct json_object *o = json_object_new_object();
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
 
         if (!d->join_conn)
                 return;
-        if (d->join_tag)
-                json_object_object_add(o, "tag", json_object_get(d->join_tag));
-        if (code) {
-                struct json_object *e = json_object_new_object();
-                haven_json_add(e, "code", json_object_new_string(code));
-                haven_json_add(e, "message", json_object_new_string(message));
-                haven_json_add(e, "field", NULL);
-                haven_json_add(o, "error", e);
-        } else {
-                char name[64];
-                (void) cluster_exists_here(d, name, sizeof name);
-                haven_json_add(o, "cluster", json_object_new_string(name));
-                haven_json_add(o, "node_id", json_object_new_int64(d->node_id));
+        if (code)
+                o = api_error_new(d->join_tag, code, message, NULL);
+        else {
+                o = api_reply_new(d->join_tag);
+                cluster_identity_add(d, o);
         }
         (void) haven_msg_conn_send(d->join_conn, o);
         d->join_conn = haven_msg_conn_unref(d->join_conn);

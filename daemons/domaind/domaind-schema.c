@@ -99,7 +99,6 @@ static const char schema_v1[] =
         " config_version INTEGER NOT NULL DEFAULT 0"
         "  CONSTRAINT \"config_version: must not be negative\""
         "  CHECK (config_version >= 0),"
-        " two_node INTEGER NOT NULL DEFAULT 0 " BOOL_CHECK("two_node") ","
         " created_at INTEGER NOT NULL " TIME_CHECK("created_at")
         ") STRICT;"
 
@@ -372,7 +371,6 @@ const struct schema_table_rule schema_table_rules[] = {
 const size_t schema_table_rules_count = ELEMENTSOF(schema_table_rules);
 
 const struct schema_column_rule schema_column_rules[] = {
-        {"cluster", "two_node", SCHEMA_VALUE_BOOL, SCHEMA_FILL_NONE},
         {"cluster", "created_at", SCHEMA_VALUE_PLAIN, SCHEMA_FILL_TIME},
         {"nodes", "addresses", SCHEMA_VALUE_JSON, SCHEMA_FILL_NONE},
         {"nodes", "esan_member", SCHEMA_VALUE_BOOL, SCHEMA_FILL_NONE},

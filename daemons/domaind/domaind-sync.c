@@ -95,7 +95,7 @@ static bool members_match(struct domain *d, struct json_object *tag) {
         return true;
 }
 
-static void emit_membership(struct domain *d) {
+void sync_emit_membership(struct domain *d) {
         struct json_object *ev = json_object_new_object(), *arr = json_object_new_array();
 
         for (size_t i = 0; arr && i < d->n_members; i++)
@@ -891,7 +891,7 @@ void sync_membership_changed(struct domain *d, const struct cpg_address *members
                         status_drop_node(d, left[i].nodeid);
         log_info("Membership changed: %zu member(s)%s", n_members,
                  n_left ? ", some left" : "");
-        emit_membership(d);
+        sync_emit_membership(d);
         start_round(d, false);
 }
 
@@ -909,7 +909,7 @@ void sync_lost_corosync(struct domain *d) {
                 if (e->node_id != d->node_id)
                         status_set(d, e->node_id, e->key, NULL);
         }
-        emit_membership(d);
+        sync_emit_membership(d);
 }
 
 /* ==== Timers ==== */

@@ -134,7 +134,6 @@ struct domain {
         uint32_t node_id;
         uint32_t pid;
         bool quorate;           /* votequorum's word */
-        bool two_node;
 
         /* ==== membership and sync ==== */
         struct member members[DOMAIN_MEMBERS_MAX];
@@ -208,6 +207,8 @@ void sync_membership_changed(struct domain *d, const struct cpg_address *members
 void sync_deliver(struct domain *d, uint32_t node_id, uint32_t pid,
                   const uint8_t *msg, size_t size);
 void sync_lost_corosync(struct domain *d);
+/* Tells subscribers the membership and quorum as they are now. */
+void sync_emit_membership(struct domain *d);
 void sync_batch_begin(struct domain *d);
 void sync_batch_end(struct domain *d);
 int sync_start_timers(struct domain *d);
@@ -226,6 +227,8 @@ void cluster_refresh_corosync(struct domain *d);
 void cluster_after_commit(struct domain *d);
 bool cluster_has_node(struct domain *d, uint32_t node_id);
 bool cluster_exists_here(struct domain *d, char *name, size_t size);
+/* Adds "cluster" (its name) and "node_id" (this node's) to a reply. */
+void cluster_identity_add(struct domain *d, struct json_object *reply);
 int cluster_default_address(char *buf, size_t size);
 int64_t cluster_memory_mib(void);
 char *cluster_hash_password(const char *password);
@@ -255,6 +258,12 @@ void join_check_progress(struct domain *d);
 int join_fetch_main(const char *host, uint16_t port);
 
 /* domaind-api.c: the local socket */
+/* A reply object echoing tag (may be NULL); new reference. */
+struct json_object *api_reply_new(struct json_object *tag);
+/* A complete error reply {"tag", "error": {"code", "message", "field"}};
+ * field NULL or "" becomes null. New reference. */
+struct json_object *api_error_new(struct json_object *tag, const char *code, const char *message,
+                                  const char *field);
 /* A new submission of ops (borrowed) on behalf of conn (may be NULL), queued
  * and sent as soon as the domain is writable. Returns it, or NULL (ENOMEM). */
 struct pending *api_pending_new(struct domain *d, struct haven_msg_conn *conn,
