@@ -11,6 +11,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "test-tmp.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <time.h>
@@ -40,16 +42,8 @@ static int fixture_setup(void **state) {
 /* Removes the directory and the files SQLite left in it (db, -wal, -shm). */
 static int fixture_teardown(void **state) {
         struct fixture *f = *state;
-        DIR *d = opendir(f->dir);
-        struct dirent *de;
 
-        if (d) {
-                while ((de = readdir(d)))
-                        if (!streq(de->d_name, ".") && !streq(de->d_name, ".."))
-                                (void) unlinkat(dirfd(d), de->d_name, 0);
-                closedir(d);
-        }
-        (void) rmdir(f->dir);
+        remove_tree(f->dir);
         free(f);
         return 0;
 }

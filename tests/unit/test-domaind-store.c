@@ -31,6 +31,8 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include "test-tmp.h"
+
 #include <dirent.h>
 #include <inttypes.h>
 
@@ -69,16 +71,8 @@ static int fixture_setup(void **state) {
 
 static int fixture_teardown(void **state) {
         struct fixture *f = *state;
-        DIR *d = opendir(f->dir);
-        struct dirent *de;
 
-        if (d) {
-                while ((de = readdir(d)))
-                        if (!streq(de->d_name, ".") && !streq(de->d_name, ".."))
-                                (void) unlinkat(dirfd(d), de->d_name, 0);
-                closedir(d);
-        }
-        (void) rmdir(f->dir);
+        remove_tree(f->dir);
         free(f);
         return 0;
 }

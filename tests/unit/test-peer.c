@@ -42,6 +42,7 @@
 #include "haven/peer.h"
 
 #include "test-util.h"
+#include "test-tmp.h"
 
 #define WATCHDOG_USEC (20u * 1000u * 1000u)
 #define LOOP_STEP_USEC (10u * 1000u)
@@ -147,28 +148,6 @@ static int test_handler(struct haven_peer_conn *conn, struct json_object *msg,
                 return r < 0 ? r : -EPROTO;
         }
         return haven_peer_conn_send(conn, msg);
-}
-
-static void remove_tree(const char *path) {
-        DIR *d = opendir(path);
-        struct dirent *de;
-
-        if (!d)
-                return;
-        while ((de = readdir(d))) {
-                char child[512];
-                struct stat st;
-
-                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-                        continue;
-                snprintf(child, sizeof(child), "%s/%s", path, de->d_name);
-                if (lstat(child, &st) == 0 && S_ISDIR(st.st_mode))
-                        remove_tree(child);
-                else
-                        (void) unlink(child);
-        }
-        closedir(d);
-        (void) rmdir(path);
 }
 
 static int setup(void **state) {
