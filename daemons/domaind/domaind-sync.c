@@ -22,22 +22,6 @@
 
 #define SNAPSHOT_MAX (512u * 1024u * 1024u)
 
-/* Transactions applied in the current batch: answered after the commit. */
-struct deferred {
-        struct pending *pending;        /* ours, or NULL */
-        struct json_object *result;     /* owned */
-        struct store_error error;
-        bool failed;
-        struct json_object *event;      /* commit event, owned */
-};
-
-static struct {
-        struct deferred *items;
-        size_t n, allocated;
-        bool open, wanted;
-} batch;
-
-static ino_t db_inode;
 
 uint64_t domain_now_realtime_usec(void) {
         return haven_now_usec(CLOCK_REALTIME);
@@ -147,22 +131,18 @@ static bool stream_quorate_compute(struct domain *d) {
 
 /* The answer only changes with the membership or the nodes table, so it is
  * cached until one of them changes (stream_quorate_forget). */
-static struct {
-        bool valid, quorate;
-} quorum_cache;
-
-static void stream_quorate_forget(void) {
-        quorum_cache.valid = false;
+static void stream_quorate_forget(struct domain *d) {
+        d->quorum_cache_valid = false;
 }
 
 static bool stream_quorate(struct domain *d, const char **ret_reason) {
-        if (!quorum_cache.valid) {
-                quorum_cache.quorate = stream_quorate_compute(d);
-                quorum_cache.valid = true;
+        if (!d->quorum_cache_valid) {
+                d->quorum_cache_quorate = stream_quorate_compute(d);
+                d->quorum_cache_valid = true;
         }
-        if (!quorum_cache.quorate && ret_reason)
+        if (!d->quorum_cache_quorate && ret_reason)
                 *ret_reason = "too few configuration domain members are reachable";
-        return quorum_cache.quorate;
+        return d->quorum_cache_quorate;
 }
 
 static bool ops_touch_nodes(struct json_object *ops) {
@@ -197,30 +177,30 @@ bool domain_is_writable(struct domain *d, const char **ret_reason) {
  * transaction, opened by the first of them (batch_open), so rounds that only
  * carry sync or status messages cost no locking. */
 void sync_batch_begin(struct domain *d) {
-        batch.wanted = true;
+        d->batch.wanted = true;
 }
 
 static void batch_open(struct domain *d) {
-        if (batch.open || !batch.wanted)
+        if (d->batch.open || !d->batch.wanted)
                 return;
         if (store_batch_begin(d->store) < 0)
                 return;
-        batch.open = true;
+        d->batch.open = true;
 }
 
-static void deferred_add(struct deferred item) {
-        if (batch.n == batch.allocated) {
-                size_t n = batch.allocated ? batch.allocated * 2 : 64;
-                struct deferred *p = realloc(batch.items, n * sizeof *p);
+static void deferred_add(struct domain *d, struct deferred item) {
+        if (d->batch.n == d->batch.allocated) {
+                size_t n = d->batch.allocated ? d->batch.allocated * 2 : 64;
+                struct deferred *p = realloc(d->batch.items, n * sizeof *p);
                 if (!p) {
                         json_object_put(item.result);
                         json_object_put(item.event);
                         return;
                 }
-                batch.items = p;
-                batch.allocated = n;
+                d->batch.items = p;
+                d->batch.allocated = n;
         }
-        batch.items[batch.n++] = item;
+        d->batch.items[d->batch.n++] = item;
 }
 
 static bool event_touches(struct json_object *event, const char *a, const char *b) {
@@ -242,16 +222,16 @@ void sync_batch_end(struct domain *d) {
         uint64_t first_version = 0;
         int r = 0;
 
-        batch.wanted = false;
-        if (batch.open) {
+        d->batch.wanted = false;
+        if (d->batch.open) {
                 r = store_batch_end(d->store);
-                batch.open = false;
+                d->batch.open = false;
                 if (r < 0)
                         log_error_errno(r, "Failed to commit %zu transaction(s): %m; "
-                                        "the next check brings this node up to date", batch.n);
+                                        "the next check brings this node up to date", d->batch.n);
         }
-        for (size_t i = 0; i < batch.n; i++) {
-                struct deferred *it = &batch.items[i];
+        for (size_t i = 0; i < d->batch.n; i++) {
+                struct deferred *it = &d->batch.items[i];
 
                 if (it->pending) {
                         if (r < 0 && !it->failed) {
@@ -279,7 +259,7 @@ void sync_batch_end(struct domain *d) {
                 json_object_put(it->result);
                 json_object_put(it->event);
         }
-        batch.n = 0;
+        d->batch.n = 0;
         if (nodes_changed)
                 cluster_after_commit(d);
         if (jobs_changed)
@@ -353,7 +333,7 @@ static void deliver_tx(struct domain *d, struct member from, struct json_object 
                 if (p) {
                         snprintf(error.code, sizeof error.code, "no-quorum");
                         snprintf(error.message, sizeof error.message, "%s", reason);
-                        deferred_add((struct deferred) { .pending = p, .error = error, .failed = true });
+                        deferred_add(d, (struct deferred) { .pending = p, .error = error, .failed = true });
                 }
                 return;
         }
@@ -376,14 +356,14 @@ static void deliver_tx(struct domain *d, struct member from, struct json_object 
                 r = store_apply(d->store, &tx, &result, &error);
         }
         if (r >= 0 && ops_touch_nodes(ops))
-                stream_quorate_forget();
+                stream_quorate_forget(d);
         if (r < 0) {
                 if (p)
-                        deferred_add((struct deferred) { .pending = p, .error = error, .failed = true });
+                        deferred_add(d, (struct deferred) { .pending = p, .error = error, .failed = true });
                 return;
         }
         d->last_tx_usec = haven_now_usec(CLOCK_MONOTONIC);
-        deferred_add((struct deferred) {
+        deferred_add(d, (struct deferred) {
                 .pending = p, .result = result,
                 .event = commit_event(ops, actor, store_version(d->store)),
         });
@@ -601,7 +581,7 @@ static void deliver_snapshot(struct domain *d, struct member from, struct json_o
         /* A restore is its own SQLite transaction: close the batch around it. */
         sync_batch_end(d);
         r = store_restore(d->store, snap);
-        stream_quorate_forget();
+        stream_quorate_forget(d);
         sync_batch_begin(d);
         if (r < 0)
                 log_error_errno(r, "Failed to take the snapshot from node %u: %m", from.node_id);
@@ -883,7 +863,7 @@ void sync_membership_changed(struct domain *d, const struct cpg_address *members
         for (size_t i = 0; i < n_members; i++)
                 d->members[i] = (struct member) { members[i].nodeid, members[i].pid };
         qsort(d->members, d->n_members, sizeof d->members[0], member_cmp);
-        stream_quorate_forget();
+        stream_quorate_forget(d);
         d->check_id = -1;
 
         for (size_t i = 0; i < n_left; i++)
@@ -897,7 +877,7 @@ void sync_membership_changed(struct domain *d, const struct cpg_address *members
 
 void sync_lost_corosync(struct domain *d) {
         d->n_members = 0;
-        stream_quorate_forget();
+        stream_quorate_forget(d);
         d->synced = false;
         d->n_states = 0;
         free(d->snapshot_buf);
@@ -933,7 +913,7 @@ static int remember_inode(struct domain *d) {
         struct stat st;
         if (stat(d->db_path, &st) < 0)
                 return negative_errno();
-        db_inode = st.st_ino;
+        d->db_inode = st.st_ino;
         return 0;
 }
 
@@ -949,7 +929,7 @@ int domain_reset_store(struct domain *d) {
         if (asprintf(&shm, "%s-shm", d->db_path) >= 0)
                 (void) unlink(shm);
         r = store_open(d->db_path, &d->store);
-        stream_quorate_forget();
+        stream_quorate_forget(d);
         if (r < 0)
                 return r;
         d->is_node = false;
@@ -969,18 +949,18 @@ static int on_file_check_timer(sd_event_source *s, uint64_t usec, void *userdata
         /* Submissions and joins waiting for the cluster may have expired. */
         (void) api_submit_flush(d);
         join_check_progress(d);
-        if (!batch.open) {
+        if (!d->batch.open) {
                 bool idle = haven_now_usec(CLOCK_MONOTONIC) - d->last_tx_usec >=
                             DOMAIN_CHECKPOINT_IDLE_USEC;
                 r = store_checkpoint(d->store, idle ? 1 : DOMAIN_CHECKPOINT_FRAMES);
                 if (r < 0 && r != -EBUSY)
                         log_warning_errno(r, "WAL checkpoint failed: %m, ignoring");
         }
-        if (stat(d->db_path, &st) == 0 && st.st_ino == db_inode)
+        if (stat(d->db_path, &st) == 0 && st.st_ino == d->db_inode)
                 return 0;
         log_warning("The database \"%s\" was removed or replaced; recreating it from the cluster",
                     d->db_path);
-        if (batch.open)
+        if (d->batch.open)
                 return 0;
         r = domain_reset_store(d);
         if (r < 0) {

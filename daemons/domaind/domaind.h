@@ -7,6 +7,8 @@
  */
 #pragma once
 
+#include <sys/types.h>
+
 #include <corosync/cpg.h>
 #include <corosync/votequorum.h>
 #include <systemd/sd-event.h>
@@ -106,6 +108,15 @@ enum {
         SUBSCRIBE_MEMBERSHIP = 1 << 3,
 };
 
+/* A transaction applied in the current batch: answered after the commit. */
+struct deferred {
+        struct pending *pending;        /* ours, or NULL */
+        struct json_object *result;     /* owned */
+        struct store_error error;
+        bool failed;
+        struct json_object *event;      /* commit event, owned */
+};
+
 /* A message queued for multicast (CPG flow control may say "later"). */
 struct outgoing {
         struct outgoing *next;
@@ -155,6 +166,16 @@ struct domain {
         sd_event_source *file_check_timer;
         uint64_t rounds;        /* sync rounds completed (for status) */
         uint64_t last_tx_usec;  /* CLOCK_MONOTONIC of the last applied transaction */
+        /* The transactions of one dispatch round share one SQLite
+         * transaction; their answers wait for its commit. */
+        struct {
+                struct deferred *items;
+                size_t n, allocated;
+                bool open, wanted;
+        } batch;
+        /* stream_quorate's answer, until the membership or nodes change. */
+        bool quorum_cache_valid, quorum_cache_quorate;
+        ino_t db_inode;         /* of the database file, to notice its removal */
 
         /* ==== messages ==== */
         struct outgoing *out_head, *out_tail;

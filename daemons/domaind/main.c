@@ -159,6 +159,7 @@ out:
                 json_object_put(e->value);
                 free(e);
         }
+        free(d.batch.items);
         d.store = store_free(d.store);
         d.event = sd_event_unref(d.event);
         return r < 0 ? 1 : 0;
