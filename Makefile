@@ -75,12 +75,29 @@ PROGRAMS += havenctl
 havenctl_SRCS := $(wildcard daemons/ctl/*.c)
 havenctl_PKGS :=
 
+# The fencing driver; --device-op runs the native APC driver (net-snmp) in a
+# child process, fence-agents metadata is read with libxml2.
+PROGRAMS += haven-fenced
+haven-fenced_SRCS := $(wildcard daemons/fenced/*.c)
+haven-fenced_PKGS := netsnmp libxml-2.0
+
+# The lab's APC power strip: an embedded net-snmp master agent.
+PROGRAMS += haven-pdusim
+haven-pdusim_SRCS := $(wildcard tests/lab/pdusim/*.c)
+haven-pdusim_PKGS := netsnmp-agent
+
+# The API server. wslay ships no pkg-config file: NAME_LIBS adds plain -l.
+PROGRAMS += haven-httpd
+haven-httpd_SRCS := $(wildcard daemons/httpd/*.c)
+haven-httpd_PKGS := libmicrohttpd libcrypt
+haven-httpd_LIBS := -lwslay
+
 ALL_PKGS := $(LIB_PKGS) $(sort $(foreach p,$(PROGRAMS),$($(p)_PKGS))) cmocka
 
 define program_template
 $(BUILD)/bin/$(1): $$($(1)_SRCS:%.c=$(BUILD)/%.o) $(LIBHAVEN)
 	@mkdir -p $$(@D)
-	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(call pkglibs,$(LIB_PKGS) $$($(1)_PKGS))
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(call pkglibs,$(LIB_PKGS) $$($(1)_PKGS)) $$($(1)_LIBS)
 endef
 $(foreach p,$(PROGRAMS),$(eval $(call program_template,$(p))))
 
@@ -106,12 +123,22 @@ test-domaind-cluster_PKGS  := libcpg libvotequorum nettle libcrypt
 test-ctl_EXTRA := $(filter-out daemons/ctl/main.c,$(wildcard daemons/ctl/*.c))
 test-ctl_PKGS  :=
 
+test-fenced-apc_EXTRA := daemons/fenced/fenced-apc.c
+test-fenced-apc_PKGS  := netsnmp
+
+test-fenced-agent_EXTRA := daemons/fenced/fenced-agent.c
+test-fenced-agent_PKGS  := libxml-2.0
+
+test-httpd_EXTRA := $(filter-out daemons/httpd/main.c,$(wildcard daemons/httpd/*.c))
+test-httpd_PKGS  := libmicrohttpd libcrypt
+test-httpd_LIBS  := -lwslay
+
 ALL_PKGS += $(sort $(foreach t,$(UNIT_NAMES),$($(t)_PKGS)))
 
 define unit_template
 $(BUILD)/tests/$(1): $(BUILD)/tests/unit/$(1).o $$($(1)_EXTRA:%.c=$(BUILD)/%.o) $(LIBHAVEN)
 	@mkdir -p $$(@D)
-	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(call pkglibs,$(LIB_PKGS) $$($(1)_PKGS) cmocka)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(call pkglibs,$(LIB_PKGS) $$($(1)_PKGS) cmocka) $$($(1)_LIBS)
 endef
 $(foreach t,$(UNIT_NAMES),$(eval $(call unit_template,$(t))))
 
@@ -149,14 +176,31 @@ $(FUZZ_LIBHAVEN): $(LIB_SRCS:%.c=$(FUZZ_BUILD)/%.o)
 	@rm -f $@
 	ar rcs $@ $^
 
+# A target that fuzzes daemon code names it in fuzz-NAME_EXTRA (built with
+# coverage like libhaven) and its pkg-config modules in fuzz-NAME_PKGS.
+fuzz-fence-agent_EXTRA := daemons/fenced/fenced-agent.c
+fuzz-fence-agent_PKGS  := libxml-2.0
+fuzz-apc-answer_EXTRA  := daemons/fenced/fenced-apc.c
+fuzz-apc-answer_PKGS   := netsnmp
+
+FUZZ_PKGS := $(LIB_PKGS) $(sort $(foreach t,$(FUZZ_NAMES),$($(t)_PKGS)))
+
+$(FUZZ_BUILD)/daemons/%.o: daemons/%.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) $(FUZZ_LIB_SAN) \
+	  $(call pkgcflags,$(FUZZ_PKGS)) -c -o $@ $<
+
 $(FUZZ_BUILD)/tests/fuzz/%.o: tests/fuzz/%.c
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(CPPFLAGS) $(FUZZ_CFLAGS) $(FUZZ_SAN) \
-	  $(call pkgcflags,$(LIB_PKGS)) -c -o $@ $<
+	  $(call pkgcflags,$(FUZZ_PKGS)) -c -o $@ $<
 
-$(FUZZ_BINS): $(FUZZ_BUILD)/tests/%: $(FUZZ_BUILD)/tests/fuzz/%.o \
-              $(FUZZ_LIBHAVEN)
-	$(FUZZ_CC) $(FUZZ_SAN) -o $@ $^ $(call pkglibs,$(LIB_PKGS))
+define fuzz_template
+$(FUZZ_BUILD)/tests/$(1): $(FUZZ_BUILD)/tests/fuzz/$(1).o \
+    $$($(1)_EXTRA:%.c=$(FUZZ_BUILD)/%.o) $(FUZZ_LIBHAVEN)
+	$(FUZZ_CC) $(FUZZ_SAN) -o $$@ $$^ $$(call pkglibs,$(LIB_PKGS) $$($(1)_PKGS)) $$($(1)_LIBS)
+endef
+$(foreach t,$(FUZZ_NAMES),$(eval $(call fuzz_template,$(t))))
 
 # One run per target, one after the other (libFuzzer prints its stats at
 # the end of each). -timeout bounds a single input: a hang is a failure.
