@@ -8,6 +8,7 @@
  */
 #include <assert.h>
 #include <poll.h>
+#include <sys/param.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -1005,4 +1006,458 @@ int haven_msg_client_call(struct haven_msg_client *c, struct json_object *req,
         if (r < 0)
                 return r;
         return client_recv_until(c, deadline, ret);
+}
+
+/* ==== Loop client ==== */
+
+#define LINK_RECONNECT_MIN_USEC (100u * USEC_PER_MSEC)
+#define LINK_RECONNECT_MAX_USEC (5u * USEC_PER_SEC)
+
+struct link_call {
+        struct link_call *next;
+        uint64_t id;
+        uint64_t deadline; /* CLOCK_MONOTONIC, UINT64_MAX = none */
+        haven_msg_reply_t reply;
+        void *userdata;
+};
+
+struct haven_msg_link {
+        unsigned n_ref; /* the owner's, plus one per running callback batch */
+        bool freed;     /* the owner let go: no more callbacks */
+        sd_event *event;
+        char *path;
+        size_t max_size, output_max;
+        uint64_t reconnect_min, reconnect_max, reconnect_next;
+        haven_msg_event_t on_event;
+        haven_msg_state_t on_state;
+        void *userdata;
+
+        int fd; /* -EBADF while disconnected */
+        sd_event_source *io, *retry, *timeout;
+        struct haven_frame_buffer in, out;
+        struct link_call *calls; /* oldest first */
+        uint64_t next_id;
+};
+
+static void link_schedule_reconnect(struct haven_msg_link *l);
+
+static struct haven_msg_link *link_ref(struct haven_msg_link *l) {
+        l->n_ref++;
+        return l;
+}
+
+static void link_unref(struct haven_msg_link *l) {
+        if (!l || --l->n_ref > 0)
+                return;
+        assert(!l->calls);
+        sd_event_source_disable_unref(l->io);
+        sd_event_source_disable_unref(l->retry);
+        sd_event_source_disable_unref(l->timeout);
+        safe_close(l->fd);
+        haven_frame_buffer_free(&l->in);
+        haven_frame_buffer_free(&l->out);
+        sd_event_unref(l->event);
+        free(l->path);
+        free(l);
+}
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct haven_msg_link *, link_unref)
+
+/* Removes and returns the call with id, or NULL. */
+static struct link_call *link_take_call(struct haven_msg_link *l, uint64_t id) {
+        for (struct link_call **p = &l->calls; *p; p = &(*p)->next)
+                if ((*p)->id == id) {
+                        struct link_call *c = *p;
+
+                        *p = c->next;
+                        return c;
+                }
+        return NULL;
+}
+
+static int link_on_timeout(sd_event_source *s, uint64_t usec, void *userdata);
+
+/* Arms the timeout timer for the earliest deadline among pending calls. */
+static void link_update_timeout(struct haven_msg_link *l) {
+        uint64_t earliest = UINT64_MAX;
+        int r;
+
+        for (struct link_call *c = l->calls; c; c = c->next)
+                earliest = MIN(earliest, c->deadline);
+
+        if (earliest == UINT64_MAX) {
+                if (l->timeout)
+                        (void) sd_event_source_set_enabled(l->timeout,
+                                                           SD_EVENT_OFF);
+                return;
+        }
+        if (!l->timeout) {
+                r = sd_event_add_time(l->event, &l->timeout, CLOCK_MONOTONIC,
+                                      earliest, 1000, link_on_timeout, l);
+                if (r < 0)
+                        (void) log_debug_errno(r,
+                                               "Message link \"%s\": cannot "
+                                               "add timer, ignoring: %m",
+                                               l->path);
+                return;
+        }
+        (void) sd_event_source_set_time(l->timeout, earliest);
+        (void) sd_event_source_set_enabled(l->timeout, SD_EVENT_ONESHOT);
+}
+
+/* Removes every call matching (all, or only those past now) and, unless the
+ * owner let go of the link, tells its callback error. */
+static void link_fail_calls(struct haven_msg_link *l, int error, bool all,
+                            uint64_t now) {
+        bool notify = !l->freed;
+
+        for (;;) {
+                struct link_call *c = NULL;
+
+                for (struct link_call *i = l->calls; i; i = i->next)
+                        if (all || i->deadline <= now) {
+                                c = i;
+                                break;
+                        }
+                if (!c)
+                        break;
+                c = link_take_call(l, c->id);
+                if (notify)
+                        c->reply(l, error, NULL, c->userdata);
+                free(c);
+        }
+}
+
+static int link_on_timeout(sd_event_source *s, uint64_t usec, void *userdata) {
+        _cleanup_(link_unrefp) struct haven_msg_link *l = link_ref(userdata);
+
+        link_fail_calls(l, -ETIMEDOUT, false, usec);
+        if (!l->freed)
+                link_update_timeout(l);
+        return 0;
+}
+
+static void link_disconnect(struct haven_msg_link *l, int error) {
+        bool was_connected = l->fd >= 0;
+
+        l->io = sd_event_source_disable_unref(l->io);
+        l->fd = safe_close(l->fd);
+        haven_frame_buffer_free(&l->in);
+        haven_frame_buffer_free(&l->out);
+        (void) log_debug_errno(error, "Message link \"%s\": disconnected: %m",
+                               l->path);
+
+        link_fail_calls(l, -ECONNRESET, true, 0);
+        if (l->freed)
+                return;
+        link_update_timeout(l);
+        if (was_connected && l->on_state)
+                l->on_state(l, false, l->userdata);
+        if (!l->freed)
+                link_schedule_reconnect(l);
+}
+
+static void link_update_events(struct haven_msg_link *l) {
+        if (l->io)
+                (void) sd_event_source_set_io_events(
+                        l->io, EPOLLIN | (haven_frame_buffer_size(&l->out) > 0
+                                                  ? EPOLLOUT
+                                                  : 0));
+}
+
+static int link_flush(struct haven_msg_link *l) {
+        while (haven_frame_buffer_size(&l->out) > 0) {
+                ssize_t n = send(l->fd, haven_frame_buffer_head(&l->out),
+                                 haven_frame_buffer_size(&l->out),
+                                 MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN || errno == EWOULDBLOCK)
+                                return 0;
+                        return -errno;
+                }
+                l->out.start += (size_t) n;
+        }
+        haven_frame_buffer_trim(&l->out);
+        return 0;
+}
+
+/* One received message: the reply to a pending call (by tag), or an event. */
+static void link_dispatch(struct haven_msg_link *l, struct json_object *msg) {
+        struct json_object *tag;
+
+        if (json_object_object_get_ex(msg, "tag", &tag) &&
+            json_object_is_type(tag, json_type_int)) {
+                struct link_call *c =
+                        link_take_call(l, (uint64_t) json_object_get_int64(tag));
+
+                if (c) {
+                        c->reply(l, 0, msg, c->userdata);
+                        free(c);
+                        if (!l->freed)
+                                link_update_timeout(l);
+                        return;
+                }
+        }
+        if (json_object_object_get_ex(msg, "event", NULL) && l->on_event)
+                l->on_event(l, msg, l->userdata);
+        /* Anything else (the reply to a cancelled call) is dropped. */
+}
+
+/* Returns 0, or a negative errno when the connection must be dropped. */
+static int link_read(struct haven_msg_link *l) {
+        ssize_t n;
+        int r;
+
+        r = haven_frame_buffer_reserve_read(&l->in);
+        if (r < 0)
+                return r;
+        n = read(l->fd, l->in.data + l->in.end, l->in.alloc - l->in.end);
+        if (n < 0)
+                return errno == EINTR || errno == EAGAIN ? 0 : -errno;
+        if (n == 0)
+                return -ECONNRESET;
+        l->in.end += (size_t) n;
+
+        while (!l->freed && l->fd >= 0) {
+                _cleanup_(json_object_putp) struct json_object *msg = NULL;
+                const char *reason = NULL;
+                const uint8_t *payload;
+                size_t size;
+
+                r = haven_frame_next(haven_frame_buffer_head(&l->in),
+                                     haven_frame_buffer_size(&l->in),
+                                     l->max_size, &payload, &size, &reason);
+                if (r == 0)
+                        break;
+                if (r == -E2BIG)
+                        return r;
+                l->in.start += HAVEN_FRAME_HEADER_SIZE + size;
+                if (r > 0)
+                        r = payload_parse(payload, size, &msg, &reason);
+                if (r == -EBADMSG) {
+                        log_debug("Message link \"%s\": bad frame: %s",
+                                  l->path, reason);
+                        return r;
+                }
+                if (r < 0)
+                        return r;
+                link_dispatch(l, msg);
+        }
+        if (l->fd >= 0)
+                haven_frame_buffer_trim(&l->in);
+        return 0;
+}
+
+static int link_on_io(sd_event_source *s, int fd, uint32_t revents,
+                      void *userdata) {
+        _cleanup_(link_unrefp) struct haven_msg_link *l = link_ref(userdata);
+        int r = 0;
+
+        if (revents & EPOLLOUT)
+                r = link_flush(l);
+        if (r >= 0 && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+                r = link_read(l);
+        if (l->freed || l->fd < 0)
+                return 0;
+        if (r < 0) {
+                link_disconnect(l, r);
+                return 0;
+        }
+        link_update_events(l);
+        return 0;
+}
+
+/* Connects now. Returns 0 or a negative errno (not connected). */
+static int link_connect(struct haven_msg_link *l) {
+        union {
+                struct sockaddr sa;
+                struct sockaddr_un un;
+        } addr = {.un.sun_family = AF_UNIX};
+        _cleanup_close_ int fd = -EBADF;
+        int r;
+
+        memcpy(addr.un.sun_path, l->path, strlen(l->path));
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, &addr.sa, sizeof(addr.un)) < 0)
+                return -errno;
+        r = sd_event_add_io(l->event, &l->io, fd, EPOLLIN, link_on_io, l);
+        if (r < 0)
+                return r;
+        l->fd = TAKE_FD(fd);
+        l->reconnect_next = l->reconnect_min;
+        return 0;
+}
+
+static int link_on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
+        _cleanup_(link_unrefp) struct haven_msg_link *l = link_ref(userdata);
+        int r;
+
+        r = link_connect(l);
+        if (r < 0) {
+                (void) log_debug_errno(r,
+                                       "Message link \"%s\": connect failed, "
+                                       "retrying: %m",
+                                       l->path);
+                l->reconnect_next = MIN(l->reconnect_next * 2,
+                                        l->reconnect_max);
+                link_schedule_reconnect(l);
+                return 0;
+        }
+        if (l->on_state)
+                l->on_state(l, true, l->userdata);
+        return 0;
+}
+
+/* Arms the retry timer: the first attempt at once, later ones after the
+ * backoff. */
+static void link_schedule_reconnect(struct haven_msg_link *l) {
+        uint64_t delay = l->reconnect_next;
+        int r;
+
+        if (!l->retry) {
+                r = haven_loop_add_timer(l->event, &l->retry, delay, 1000,
+                                         link_on_retry, l);
+                if (r < 0)
+                        (void) log_debug_errno(r,
+                                               "Message link \"%s\": cannot "
+                                               "add retry timer: %m",
+                                               l->path);
+                return;
+        }
+        (void) sd_event_source_set_time_relative(l->retry, delay);
+        (void) sd_event_source_set_enabled(l->retry, SD_EVENT_ONESHOT);
+}
+
+int haven_msg_link_new(sd_event *event, const struct haven_msg_link_config *c,
+                       struct haven_msg_link **ret) {
+        struct haven_msg_link *l;
+        size_t path_len;
+
+        assert(event);
+        assert(c);
+        assert(ret);
+
+        path_len = c->path ? strlen(c->path) : 0;
+        if (path_len == 0 ||
+            path_len >= sizeof(((struct sockaddr_un *) NULL)->sun_path))
+                return -EINVAL;
+        if (c->max_size > HAVEN_MSG_SIZE_HARD_MAX)
+                return -EINVAL;
+
+        l = calloc(1, sizeof(*l));
+        if (!l)
+                return -ENOMEM;
+        l->n_ref = 1;
+        l->fd = -EBADF;
+        l->event = sd_event_ref(event);
+        l->path = strdup(c->path);
+        if (!l->path) {
+                link_unref(l);
+                return -ENOMEM;
+        }
+        l->max_size = haven_frame_max_size(c->max_size);
+        l->output_max = haven_frame_queue_max(l->max_size);
+        l->reconnect_min = c->reconnect_min_usec ?: LINK_RECONNECT_MIN_USEC;
+        l->reconnect_max = MAX(c->reconnect_max_usec ?: LINK_RECONNECT_MAX_USEC,
+                               l->reconnect_min);
+        l->on_event = c->on_event;
+        l->on_state = c->on_state;
+        l->userdata = c->userdata;
+        l->next_id = 1;
+        /* The first attempt runs from the loop, so on_state(true) never
+         * fires before the caller has *ret. */
+        l->reconnect_next = 0;
+        link_schedule_reconnect(l);
+        l->reconnect_next = l->reconnect_min;
+        if (!l->retry) {
+                link_unref(l);
+                return -ENOMEM;
+        }
+
+        *ret = l;
+        return 0;
+}
+
+struct haven_msg_link *haven_msg_link_free(struct haven_msg_link *l) {
+        struct link_call *c;
+
+        if (!l || l->freed)
+                return NULL;
+        link_ref(l);
+        /* freed first: a callback that frees the link again is a no-op. */
+        l->freed = true;
+        while ((c = l->calls)) {
+                l->calls = c->next;
+                c->reply(l, -ECANCELED, NULL, c->userdata);
+                free(c);
+        }
+        l->io = sd_event_source_disable_unref(l->io);
+        l->retry = sd_event_source_disable_unref(l->retry);
+        l->timeout = sd_event_source_disable_unref(l->timeout);
+        l->fd = safe_close(l->fd);
+        link_unref(l); /* ours */
+        link_unref(l); /* the owner's */
+        return NULL;
+}
+
+bool haven_msg_link_connected(struct haven_msg_link *l) {
+        return l && !l->freed && l->fd >= 0;
+}
+
+int haven_msg_link_call(struct haven_msg_link *l, struct json_object *request,
+                        uint64_t timeout_usec, haven_msg_reply_t reply,
+                        void *userdata, uint64_t *ret_call_id) {
+        _cleanup_free_ struct link_call *c = NULL;
+        struct link_call **tail;
+        bool was_idle;
+        int r;
+
+        assert(l);
+        assert(json_object_is_type(request, json_type_object));
+        assert(reply);
+
+        if (!haven_msg_link_connected(l))
+                return -ENOTCONN;
+
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        c->id = l->next_id++;
+        c->reply = reply;
+        c->userdata = userdata;
+        c->deadline = timeout_usec == 0 ? UINT64_MAX
+                                        : haven_deadline_usec(timeout_usec);
+
+        r = json_object_object_add(request, "tag",
+                                   json_object_new_int64((int64_t) c->id));
+        if (r < 0)
+                return -ENOMEM;
+        was_idle = haven_frame_buffer_size(&l->out) == 0;
+        r = haven_frame_buffer_queue(&l->out, request, l->max_size,
+                                     l->output_max);
+        if (r < 0)
+                return r;
+        /* Written from the loop: the reply can then never arrive before
+         * the call is on the list, and a broken socket is noticed there. */
+        if (was_idle)
+                link_update_events(l);
+
+        if (ret_call_id)
+                *ret_call_id = c->id;
+        for (tail = &l->calls; *tail; tail = &(*tail)->next)
+                ;
+        *tail = TAKE_PTR(c);
+        link_update_timeout(l);
+        return 0;
+}
+
+void haven_msg_link_cancel(struct haven_msg_link *l, uint64_t call_id) {
+        if (!l)
+                return;
+        free(link_take_call(l, call_id));
+        if (!l->freed)
+                link_update_timeout(l);
 }

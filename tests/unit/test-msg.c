@@ -1133,6 +1133,226 @@ static void client_reports_bad_frames_from_server(void **state) {
         assert_null(msg);
 }
 
+/* ==== Loop client ==== */
+
+struct link_probe {
+        struct fixture *f;
+        unsigned n_connected, n_disconnected, n_events, n_replies;
+        int last_error;
+        struct json_object *last_reply; /* a reference of ours */
+        struct json_object *last_event;
+        bool free_in_reply;
+        struct haven_msg_link *link;
+};
+
+static void probe_reply(struct haven_msg_link *link, int error,
+                        struct json_object *reply, void *userdata) {
+        struct link_probe *p = userdata;
+
+        p->n_replies++;
+        p->last_error = error;
+        json_object_put(p->last_reply);
+        p->last_reply = reply ? json_object_get(reply) : NULL;
+        if (p->free_in_reply)
+                p->link = haven_msg_link_free(link);
+}
+
+static void probe_event(struct haven_msg_link *link, struct json_object *event,
+                        void *userdata) {
+        struct link_probe *p = userdata;
+
+        p->n_events++;
+        json_object_put(p->last_event);
+        p->last_event = json_object_get(event);
+}
+
+static void probe_state(struct haven_msg_link *link, bool connected,
+                        void *userdata) {
+        struct link_probe *p = userdata;
+
+        if (connected)
+                p->n_connected++;
+        else
+                p->n_disconnected++;
+}
+
+static void probe_start(struct fixture *f, struct link_probe *p) {
+        struct haven_msg_link_config config = {
+                .path = f->path,
+                .reconnect_min_usec = 20 * 1000,
+                .reconnect_max_usec = 50 * 1000,
+                .on_event = probe_event,
+                .on_state = probe_state,
+                .userdata = p,
+        };
+
+        *p = (struct link_probe){.f = f};
+        assert_int_equal(haven_msg_link_new(f->event, &config, &p->link), 0);
+}
+
+static void probe_done(struct link_probe *p) {
+        haven_msg_link_free(p->link);
+        json_object_put(p->last_reply);
+        json_object_put(p->last_event);
+}
+
+static void run_until_count(struct fixture *f, const unsigned *counter,
+                            unsigned n) {
+        uint64_t started = now_usec();
+
+        while (*counter < n)
+                loop_step(f, started);
+}
+
+static void probe_call(struct link_probe *p, const char *text,
+                       uint64_t timeout_usec, uint64_t *ret_id) {
+        _cleanup_(json_object_putp) struct json_object *request = json(text);
+
+        assert_int_equal(haven_msg_link_call(p->link, request, timeout_usec,
+                                             probe_reply, p, ret_id),
+                         0);
+}
+
+static void link_connects_when_server_appears_and_gets_replies(void **state) {
+        struct fixture *f = *state;
+        struct link_probe p;
+        struct json_object *v;
+
+        probe_start(f, &p);
+        /* No server yet: the first attempts fail and are retried. */
+        for (int i = 0; i < 5; i++)
+                assert_true(sd_event_run(f->event, LOOP_STEP_USEC) >= 0);
+        assert_int_equal(p.n_connected, 0);
+        assert_false(haven_msg_link_connected(p.link));
+        {
+                _cleanup_(json_object_putp) struct json_object *request =
+                        json("{\"a\":1}");
+                assert_int_equal(haven_msg_link_call(p.link, request, 0,
+                                                     probe_reply, &p, NULL),
+                                 -ENOTCONN);
+        }
+
+        start_server(f);
+        run_until_count(f, &p.n_connected, 1);
+        assert_true(haven_msg_link_connected(p.link));
+
+        /* Two calls in flight; each reply reaches its own call (tags). */
+        probe_call(&p, "{\"n\":1}", SEND_TIMEOUT_USEC, NULL);
+        probe_call(&p, "{\"n\":2}", SEND_TIMEOUT_USEC, NULL);
+        assert_int_equal(p.n_replies, 0); /* never from inside the call */
+        run_until_count(f, &p.n_replies, 2);
+        assert_int_equal(p.last_error, 0);
+        assert_true(json_object_object_get_ex(p.last_reply, "n", &v));
+        assert_int_equal(json_object_get_int(v), 2);
+        assert_true(json_object_object_get_ex(p.last_reply, "tag", &v));
+        probe_done(&p);
+}
+
+static void link_hands_pushed_messages_to_on_event(void **state) {
+        struct fixture *f = *state;
+        struct link_probe p;
+        struct json_object *v;
+
+        start_server(f);
+        probe_start(f, &p);
+        run_until_count(f, &p.n_connected, 1);
+        probe_call(&p, "{\"subscribe\":true}", SEND_TIMEOUT_USEC, NULL);
+        run_until_count(f, &p.n_replies, 1);
+        {
+                _cleanup_(json_object_putp) struct json_object *event =
+                        json("{\"event\":\"commit\",\"version\":7}");
+                assert_int_equal(haven_msg_conn_send(f->subscriber, event), 0);
+        }
+        run_until_count(f, &p.n_events, 1);
+        assert_true(json_object_object_get_ex(p.last_event, "version", &v));
+        assert_int_equal(json_object_get_int(v), 7);
+        assert_int_equal(p.n_replies, 1);
+        probe_done(&p);
+}
+
+static void link_call_without_answer_times_out(void **state) {
+        struct fixture *f = *state;
+        struct link_probe p;
+        uint64_t started;
+
+        start_server(f);
+        probe_start(f, &p);
+        run_until_count(f, &p.n_connected, 1);
+        started = now_usec();
+        probe_call(&p, "{\"ignore\":true}", 50 * 1000, NULL);
+        run_until_count(f, &p.n_replies, 1);
+        assert_int_equal(p.last_error, -ETIMEDOUT);
+        assert_null(p.last_reply);
+        assert_true(now_usec() - started >= 50 * 1000);
+        /* The link still works. */
+        probe_call(&p, "{\"after\":true}", SEND_TIMEOUT_USEC, NULL);
+        run_until_count(f, &p.n_replies, 2);
+        assert_int_equal(p.last_error, 0);
+        probe_done(&p);
+}
+
+static void link_fails_pending_calls_and_reconnects_after_restart(
+        void **state) {
+        struct fixture *f = *state;
+        struct link_probe p;
+
+        start_server(f);
+        probe_start(f, &p);
+        run_until_count(f, &p.n_connected, 1);
+        probe_call(&p, "{\"ignore\":true}", 0, NULL);
+        run_until_handled(f, 1);
+
+        f->server = haven_msg_server_free(f->server);
+        run_until_count(f, &p.n_disconnected, 1);
+        assert_int_equal(p.n_replies, 1);
+        assert_int_equal(p.last_error, -ECONNRESET);
+
+        start_server(f);
+        run_until_count(f, &p.n_connected, 2);
+        probe_call(&p, "{\"again\":true}", SEND_TIMEOUT_USEC, NULL);
+        run_until_count(f, &p.n_replies, 2);
+        assert_int_equal(p.last_error, 0);
+        probe_done(&p);
+}
+
+static void link_cancelled_call_is_never_answered(void **state) {
+        struct fixture *f = *state;
+        struct link_probe p;
+        uint64_t id;
+
+        start_server(f);
+        probe_start(f, &p);
+        run_until_count(f, &p.n_connected, 1);
+        probe_call(&p, "{\"first\":true}", SEND_TIMEOUT_USEC, &id);
+        haven_msg_link_cancel(p.link, id);
+        probe_call(&p, "{\"second\":true}", SEND_TIMEOUT_USEC, NULL);
+        run_until_count(f, &p.n_replies, 1);
+        assert_true(json_object_object_get_ex(p.last_reply, "second", NULL));
+        /* Nothing else arrives for the cancelled call. */
+        for (int i = 0; i < 5; i++)
+                assert_true(sd_event_run(f->event, LOOP_STEP_USEC) >= 0);
+        assert_int_equal(p.n_replies, 1);
+        probe_done(&p);
+}
+
+static void link_freed_from_reply_cancels_the_other_calls(void **state) {
+        struct fixture *f = *state;
+        struct link_probe p;
+
+        start_server(f);
+        probe_start(f, &p);
+        run_until_count(f, &p.n_connected, 1);
+        probe_call(&p, "{\"answered\":true}", SEND_TIMEOUT_USEC, NULL);
+        probe_call(&p, "{\"ignore\":true}", SEND_TIMEOUT_USEC, NULL);
+        p.free_in_reply = true;
+        run_until_count(f, &p.n_replies, 1);
+        /* The first reply freed the link: the second call was told. */
+        assert_int_equal(p.n_replies, 2);
+        assert_int_equal(p.last_error, -ECANCELED);
+        assert_null(p.link);
+        probe_done(&p);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -1168,6 +1388,12 @@ int main(void) {
                 T(client_recv_times_out_without_reply),
                 T(client_send_refuses_message_over_its_limit),
                 T(client_reports_bad_frames_from_server),
+                T(link_connects_when_server_appears_and_gets_replies),
+                T(link_hands_pushed_messages_to_on_event),
+                T(link_call_without_answer_times_out),
+                T(link_fails_pending_calls_and_reconnects_after_restart),
+                T(link_cancelled_call_is_never_answered),
+                T(link_freed_from_reply_cancels_the_other_calls),
 #undef T
         };
 

@@ -102,3 +102,58 @@ int haven_msg_client_recv(struct haven_msg_client *c, uint64_t timeout_usec,
 /* send + recv. */
 int haven_msg_client_call(struct haven_msg_client *c, struct json_object *req,
                           uint64_t timeout_usec, struct json_object **ret);
+
+/* ==== Loop client ==== */
+
+/* A daemon's connection to another daemon's socket (haven-fenced →
+ * haven-domaind, ...), attached to an sd-event loop. Requests carry a "tag"
+ * the link adds itself; the reply with that tag goes to the request's
+ * callback. Messages without a tag of ours (pushed events) go to on_event.
+ * When the connection breaks, the link reconnects with a growing backoff and
+ * reports both edges through on_state, so the owner can subscribe again. */
+struct haven_msg_link;
+
+/* error is 0 and reply the answer (borrowed), or error is -ETIMEDOUT (no
+ * answer within the request's timeout), -ECONNRESET (the connection broke
+ * first) or -ECANCELED (the link is being freed) and reply NULL. */
+typedef void (*haven_msg_reply_t)(struct haven_msg_link *link, int error,
+                                  struct json_object *reply, void *userdata);
+typedef void (*haven_msg_event_t)(struct haven_msg_link *link,
+                                  struct json_object *event, void *userdata);
+typedef void (*haven_msg_state_t)(struct haven_msg_link *link, bool connected,
+                                  void *userdata);
+
+struct haven_msg_link_config {
+        const char *path;
+        size_t max_size;                /* 0 = HAVEN_MSG_SIZE_DEFAULT */
+        uint64_t reconnect_min_usec;    /* 0 = 100 ms; doubles up to ... */
+        uint64_t reconnect_max_usec;    /* 0 = 5 s */
+        haven_msg_event_t on_event;     /* may be NULL */
+        haven_msg_state_t on_state;     /* may be NULL */
+        void *userdata;
+};
+
+/* Creates the link and tries to connect at once (a failure is retried with
+ * the backoff; on_state(true) reports success, also the first one, from the
+ * loop). Returns 0 and *ret, or a negative errno (-EINVAL for a bad path). */
+int haven_msg_link_new(sd_event *event, const struct haven_msg_link_config *c,
+                       struct haven_msg_link **ret);
+/* Closes the connection; pending calls get -ECANCELED first. NULL ok. May be
+ * called from any of the link's callbacks. */
+struct haven_msg_link *haven_msg_link_free(struct haven_msg_link *link);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct haven_msg_link *, haven_msg_link_free)
+
+bool haven_msg_link_connected(struct haven_msg_link *link);
+
+/* Sends request (an object; a "tag" member is set on it) and calls reply
+ * exactly once later — never from inside this call. timeout_usec 0 means no
+ * timeout. Returns 0 and *ret_call_id (may be NULL) for haven_msg_link_cancel,
+ * -ENOTCONN while disconnected, -E2BIG, -ENOBUFS, -ENOMEM (reply is then
+ * never called). */
+int haven_msg_link_call(struct haven_msg_link *link,
+                        struct json_object *request, uint64_t timeout_usec,
+                        haven_msg_reply_t reply, void *userdata,
+                        uint64_t *ret_call_id);
+/* Forgets a pending call: its reply callback is not called. Unknown or
+ * finished ids are ignored. */
+void haven_msg_link_cancel(struct haven_msg_link *link, uint64_t call_id);
