@@ -117,7 +117,9 @@ static const char schema_v1[] =
         RANGE_CHECK("memory_mib", "0", "1073741824") ","
         " host_reserve_mib INTEGER NOT NULL DEFAULT 1024 "
         RANGE_CHECK("host_reserve_mib", "0", "1073741824") ","
-        " esan_member INTEGER NOT NULL DEFAULT 0 " BOOL_CHECK("esan_member")
+        " esan_member INTEGER NOT NULL DEFAULT 0 " BOOL_CHECK("esan_member") ","
+        " fence_delay_ms INTEGER NOT NULL DEFAULT 0 "
+        RANGE_CHECK("fence_delay_ms", "0", "600000")
         ") STRICT;"
 
         "CREATE TABLE networks ("
@@ -215,6 +217,35 @@ static const char schema_v1[] =
         " UNIQUE (device_id, outlet)"
         ") STRICT;"
         "CREATE INDEX fence_outlets_node ON fence_outlets (node_id);"
+
+        /* At most one open request per node: a second request for the same
+         * node fails on the index and the requester follows the open one. */
+        "CREATE TABLE fence_requests ("
+        " id INTEGER PRIMARY KEY,"
+        " version INTEGER NOT NULL,"
+        " node_id INTEGER NOT NULL REFERENCES nodes (node_id)"
+        "  ON DELETE CASCADE,"
+        " action TEXT NOT NULL DEFAULT 'off' CONSTRAINT \"action: must be"
+        " off, reboot or on\" CHECK (action IN ('off', 'reboot', 'on')),"
+        " reason TEXT NOT NULL DEFAULT '' " LENGTH_CHECK("reason", "1024") ","
+        " requested_by TEXT NOT NULL " LENGTH_CHECK("requested_by", "128") ","
+        " requested_at INTEGER NOT NULL " TIME_CHECK("requested_at") ","
+        " state TEXT NOT NULL DEFAULT 'pending' CONSTRAINT \"state: must be"
+        " pending, running, done or failed\" CHECK (state IN ('pending',"
+        " 'running', 'done', 'failed')),"
+        " executor_node_id INTEGER "
+        RANGE_CHECK("executor_node_id", "1", "4294967295") ","
+        " started_at INTEGER " TIME_CHECK("started_at") ","
+        " finished_at INTEGER " TIME_CHECK("finished_at") ","
+        " device TEXT " LENGTH_CHECK("device", "63") ","
+        " outlets TEXT " LENGTH_CHECK("outlets", "1024") ","
+        " level INTEGER " RANGE_CHECK("level", "1", "8") ","
+        " result TEXT NOT NULL DEFAULT '' " LENGTH_CHECK("result", "4096") ","
+        " CONSTRAINT \"executor_node_id: a node never fences itself\""
+        " CHECK (executor_node_id IS NULL OR executor_node_id <> node_id)"
+        ") STRICT;"
+        "CREATE UNIQUE INDEX fence_requests_open ON fence_requests (node_id)"
+        " WHERE state IN ('pending', 'running');"
 
         "CREATE TABLE disks ("
         " id INTEGER PRIMARY KEY,"
@@ -342,6 +373,21 @@ static const char schema_v1[] =
         " node TEXT NOT NULL " LENGTH_CHECK("node", "63") ","
         " action TEXT NOT NULL " LENGTH_CHECK("action", "128") ","
         " detail TEXT NOT NULL " LENGTH_CHECK("detail", "1024")
+        ") STRICT;"
+
+        "CREATE TABLE alerts ("
+        " id INTEGER PRIMARY KEY,"
+        " version INTEGER NOT NULL,"
+        " time INTEGER NOT NULL " TIME_CHECK("time") ","
+        " severity TEXT NOT NULL DEFAULT 'warning' CONSTRAINT \"severity:"
+        " must be warning or critical\" CHECK (severity IN ('warning',"
+        " 'critical')),"
+        " source TEXT NOT NULL " NAME_CHECK("source") ","
+        " node TEXT NOT NULL DEFAULT '' " LENGTH_CHECK("node", "63") ","
+        " message TEXT NOT NULL CONSTRAINT \"message: must be 1 to 1024"
+        " characters\" CHECK (length(message) BETWEEN 1 AND 1024),"
+        " cleared_at INTEGER " TIME_CHECK("cleared_at") ","
+        " cleared_by TEXT " LENGTH_CHECK("cleared_by", "128")
         ") STRICT;";
 
 /* clang-format on */
@@ -356,10 +402,11 @@ const size_t schema_migrations_count = ELEMENTSOF(schema_migrations);
 const char *const schema_tables[] = {
         "cluster",       "nodes",          "networks",
         "hosts",         "infrastructure", "administrators",
-        "fence_devices", "fence_outlets",  "disks",
-        "vms",           "vm_disks",       "vm_nics",
-        "vm_cdroms",     "staged_changes", "jobs",
-        "job_log",       "audit",          NULL,
+        "fence_devices", "fence_outlets",  "fence_requests",
+        "disks",         "vms",            "vm_disks",
+        "vm_nics",       "vm_cdroms",      "staged_changes",
+        "jobs",          "job_log",        "audit",
+        "alerts",        NULL,
 };
 
 const struct schema_table_rule schema_table_rules[] = {
@@ -382,6 +429,10 @@ const struct schema_column_rule schema_column_rules[] = {
         {"administrators", "created_at", SCHEMA_VALUE_PLAIN, SCHEMA_FILL_TIME},
         {"fence_devices", "parameters", SCHEMA_VALUE_JSON, SCHEMA_FILL_NONE},
         {"fence_devices", "enabled", SCHEMA_VALUE_BOOL, SCHEMA_FILL_NONE},
+        {"fence_requests", "requested_by", SCHEMA_VALUE_PLAIN,
+         SCHEMA_FILL_ACTOR},
+        {"fence_requests", "requested_at", SCHEMA_VALUE_PLAIN,
+         SCHEMA_FILL_TIME},
         {"disks", "nodes", SCHEMA_VALUE_JSON, SCHEMA_FILL_NONE},
         {"staged_changes", "ops", SCHEMA_VALUE_JSON, SCHEMA_FILL_NONE},
         {"staged_changes", "created_by", SCHEMA_VALUE_PLAIN, SCHEMA_FILL_ACTOR},
@@ -389,5 +440,6 @@ const struct schema_column_rule schema_column_rules[] = {
         {"jobs", "created_by", SCHEMA_VALUE_PLAIN, SCHEMA_FILL_ACTOR},
         {"jobs", "created_at", SCHEMA_VALUE_PLAIN, SCHEMA_FILL_TIME},
         {"job_log", "time", SCHEMA_VALUE_PLAIN, SCHEMA_FILL_TIME},
+        {"alerts", "time", SCHEMA_VALUE_PLAIN, SCHEMA_FILL_TIME},
 };
 const size_t schema_column_rules_count = ELEMENTSOF(schema_column_rules);

@@ -790,6 +790,63 @@ static void error_messages_name_the_problem(void **state) {
         }
 }
 
+/* ==== Fence requests ==== */
+
+/* One open request per node (the partial unique index): a second request
+ * for the same node is refused and changes nothing, a request for another
+ * node is not, and once the first is finished a new one is accepted. A node
+ * is never recorded as its own executor. Bad inputs: second open request,
+ * executor = victim, unknown action, unknown state, unknown node. */
+static void one_open_fence_request_per_node(void **state) {
+        struct fixture *f = *state;
+        _cleanup_(store_freep) struct store *s = NULL;
+        int64_t id;
+
+        assert_int_equal(store_open(f->path, &s), 0);
+        populate(f, s);
+        id = ok(f, s,
+                "[{'op': 'insert', 'table': 'fence_requests', 'values':"
+                "  {'node_id': 2, 'reason': 'left the membership'}}]");
+        assert_true(id > 0);
+        refused(f, s,
+                "[{'op': 'insert', 'table': 'fence_requests', 'values':"
+                "  {'node_id': 2, 'reason': 'again'}}]",
+                -EINVAL, "invalid", "node_id");
+        ok(f, s,
+           "[{'op': 'insert', 'table': 'fence_requests', 'values':"
+           "  {'node_id': 1}}]");
+        refused(f, s,
+                "[{'op': 'update', 'table': 'fence_requests', 'id': 1,"
+                "  'values': {'state': 'running', 'executor_node_id': 2}}]",
+                -EINVAL, "invalid", "executor_node_id");
+        refused(f, s,
+                "[{'op': 'insert', 'table': 'fence_requests', 'values':"
+                "  {'node_id': 3}}]",
+                -EINVAL, "invalid", "node_id");
+        refused(f, s,
+                "[{'op': 'update', 'table': 'fence_requests', 'id': 1,"
+                "  'values': {'action': 'explode'}}]",
+                -EINVAL, "invalid", "action");
+        refused(f, s,
+                "[{'op': 'update', 'table': 'fence_requests', 'id': 1,"
+                "  'values': {'state': 'maybe'}}]",
+                -EINVAL, "invalid", "state");
+        ok(f, s,
+           "[{'op': 'update', 'table': 'fence_requests', 'id': 1,"
+           "  'values': {'state': 'done', 'executor_node_id': 1,"
+           "  'result': 'node2 fenced'}}]");
+        ok(f, s,
+           "[{'op': 'insert', 'table': 'fence_requests', 'values':"
+           "  {'node_id': 2, 'reason': 'later'}}]");
+        assert_int_equal(count(s, "SELECT count(*) FROM fence_requests"
+                                  " WHERE node_id = 2"),
+                         2);
+        assert_int_equal(count(s, "SELECT count(*) FROM fence_requests"
+                                  " WHERE requested_by = '' OR"
+                                  " requested_at = 0"),
+                         0);
+}
+
 /* ==== Results, refs, audit ==== */
 
 static void inserts_return_their_ids_and_refs_resolve(void **state) {
@@ -1437,6 +1494,7 @@ int main(void) {
                 t(checksum_is_the_documented_sum_of_row_hashes),
                 t(bad_transactions_are_refused_and_change_nothing),
                 t(error_messages_name_the_problem),
+                t(one_open_fence_request_per_node),
                 t(inserts_return_their_ids_and_refs_resolve),
                 t(every_transaction_writes_one_audit_row),
                 t(activate_with_nothing_staged_is_refused),
