@@ -32,6 +32,9 @@ static const struct ctl_table tables[] = {
         { "administrators", STRV("administrator", "admin", "admins"), true, false, NULL },
         { "fence_devices", STRV("fence_device", "device", "devices"), true, false, NULL },
         { "fence_outlets", STRV("fence_outlet", "outlet", "outlets"), false, false, NULL },
+        { "fence_requests", STRV("fence_request"), false, false,
+          "fence requests are made by \"havenctl fence node\" and confirmed by "
+          "\"havenctl fence confirm\"" },
         { "disks", STRV("disk"), true, false, NULL },
         { "vms", STRV("vm"), true, false, NULL },
         { "vm_disks", STRV("vm_disk"), false, false, NULL },
@@ -45,6 +48,7 @@ static const struct ctl_table tables[] = {
           "job logs are written by Haven itself" },
         { "audit", STRV("audits"), false, false,
           "the audit log is written by the domain itself" },
+        { "alerts", STRV("alert"), false, false, NULL },
 };
 
 const struct ctl_table *ctl_tables(size_t *ret_n) {

@@ -17,6 +17,9 @@
 
 #define CTL_SOCKET_DEFAULT "/run/haven/domaind.sock"
 #define CTL_SOCKET_ENV "HAVEN_DOMAIND_SOCKET"
+#define CTL_FENCED_SOCKET_DEFAULT "/run/haven/fenced.sock"
+#define CTL_FENCED_SOCKET_ENV "HAVEN_FENCED_SOCKET"
+#define CTL_OUTLETS_MAX 16
 
 /* What the shell sees. Commands return one of these, not an errno. */
 enum {
@@ -43,6 +46,11 @@ struct ctl {
         const char *password;      /* --password (visible in ps) */
         const char *password_file; /* --password-file ("-" = stdin) */
         const char *address;       /* cluster create --address */
+        const char *action;        /* fence node --action */
+        const char *reason;        /* fence node --reason */
+        const char *outlets[CTL_OUTLETS_MAX]; /* fence test --outlet */
+        size_t n_outlets;
+        const char *fenced_socket; /* --fenced-socket */
 
         /* the connection, opened on first use */
         struct haven_msg_client *client;
@@ -227,6 +235,14 @@ int ctl_jobs(struct ctl *c, int argc, char **argv);
 int ctl_job_log(struct ctl *c, int argc, char **argv);
 int ctl_audit(struct ctl *c, int argc, char **argv);
 int ctl_list_tables(struct ctl *c, int argc, char **argv);
+int ctl_fence_status(struct ctl *c, int argc, char **argv);
+int ctl_fence_test(struct ctl *c, int argc, char **argv);
+int ctl_fence_check(struct ctl *c, int argc, char **argv);
+int ctl_fence_node(struct ctl *c, int argc, char **argv);
+int ctl_fence_confirm(struct ctl *c, int argc, char **argv);
+int ctl_fence_requests(struct ctl *c, int argc, char **argv);
+int ctl_fence_agents(struct ctl *c, int argc, char **argv);
+int ctl_fence_agent(struct ctl *c, int argc, char **argv);
 
 /* ==== status (ctl-status.c) ==== */
 

@@ -19,6 +19,10 @@ enum {
         OPT_ADMIN = 1u << 4,
         OPT_PASSWORD = 1u << 5,
         OPT_ADDRESS = 1u << 6,
+        OPT_ACTION = 1u << 7,
+        OPT_REASON = 1u << 8,
+        OPT_OUTLET = 1u << 9,
+        OPT_LAST = OPT_OUTLET,
 };
 
 static const struct command {
@@ -42,6 +46,14 @@ static const struct command {
         { "job", "log", ctl_job_log, OPT_JSON | OPT_FOLLOW },
         { "audit", NULL, ctl_audit, OPT_JSON | OPT_LIMIT },
         { "tables", NULL, ctl_list_tables, 0 },
+        { "fence", "status", ctl_fence_status, OPT_JSON },
+        { "fence", "test", ctl_fence_test, OPT_JSON | OPT_OUTLET },
+        { "fence", "check", ctl_fence_check, OPT_JSON },
+        { "fence", "node", ctl_fence_node, OPT_JSON | OPT_ACTION | OPT_REASON },
+        { "fence", "confirm", ctl_fence_confirm, OPT_JSON },
+        { "fence", "requests", ctl_fence_requests, OPT_JSON | OPT_LIMIT },
+        { "fence", "agents", ctl_fence_agents, OPT_JSON },
+        { "fence", "agent", ctl_fence_agent, OPT_JSON },
 };
 
 static void help(FILE *f) {
@@ -66,6 +78,16 @@ static void help(FILE *f) {
               "  job log ID [--follow]                a job's log; --follow waits for its end\n"
               "  audit [--limit N] [--json]           the last N changes (default 20)\n"
               "  tables                               the tables and their aliases\n"
+              "  fence status [--json]                devices and which nodes can be fenced\n"
+              "  fence test DEVICE [--outlet O]...    check a device live (no switching)\n"
+              "  fence check NODE                     read the state of a node's outlets\n"
+              "  fence node NODE [--action off|reboot|on] [--reason TEXT]\n"
+              "                                       fence a node (through the domain) and\n"
+              "                                       wait for the outcome\n"
+              "  fence confirm NODE                   confirm a node is off (manual fencing)\n"
+              "  fence requests [--limit N]           the last fence requests\n"
+              "  fence agents                         the installed fence agents\n"
+              "  fence agent AGENT                    an agent's parameters\n"
               "\n"
               "Values (add, set, and filters of get):\n"
               "  COLUMN=VALUE    a JSON number, true, false, null, [array] or {object} if\n"
@@ -89,6 +111,10 @@ static void help(FILE *f) {
               "                         FILE (\"-\" for standard input)\n"
               "  --password PASSWORD    the same on the command line (visible in ps!)\n"
               "  --address ADDRESS      cluster create: this node's interconnect address\n"
+              "  --action ACTION        fence node: off (default), reboot or on\n"
+              "  --reason TEXT          fence node: why (kept with the request)\n"
+              "  --outlet OUTLET        fence test: an outlet to read (repeatable)\n"
+              "  --fenced-socket PATH   haven-fenced's socket (default " CTL_FENCED_SOCKET_DEFAULT ")\n"
               "  -h, --help             this text\n"
               "\n"
               "Exit status: 0 ok, 1 haven-domaind answered with an error, 2 usage error\n"
@@ -126,13 +152,17 @@ static const char *option_name(unsigned bit) {
         case OPT_ADMIN: return "--admin";
         case OPT_PASSWORD: return "--password-file/--password";
         case OPT_ADDRESS: return "--address";
+        case OPT_ACTION: return "--action";
+        case OPT_REASON: return "--reason";
+        case OPT_OUTLET: return "--outlet";
         default: return "?";
         }
 }
 
 int main(int argc, char **argv) {
         enum { ARG_SOCKET = 0x100, ARG_JSON, ARG_NOW, ARG_ADMIN, ARG_PASSWORD,
-               ARG_PASSWORD_FILE, ARG_ADDRESS };
+               ARG_PASSWORD_FILE, ARG_ADDRESS, ARG_ACTION, ARG_REASON, ARG_OUTLET,
+               ARG_FENCED_SOCKET };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "socket", required_argument, NULL, ARG_SOCKET },
@@ -144,6 +174,10 @@ int main(int argc, char **argv) {
                 { "password", required_argument, NULL, ARG_PASSWORD },
                 { "password-file", required_argument, NULL, ARG_PASSWORD_FILE },
                 { "address", required_argument, NULL, ARG_ADDRESS },
+                { "action", required_argument, NULL, ARG_ACTION },
+                { "reason", required_argument, NULL, ARG_REASON },
+                { "outlet", required_argument, NULL, ARG_OUTLET },
+                { "fenced-socket", required_argument, NULL, ARG_FENCED_SOCKET },
                 {}
         };
         struct ctl c = { .limit = CTL_AUDIT_LIMIT_DEFAULT };
@@ -197,6 +231,27 @@ int main(int argc, char **argv) {
                         c.address = optarg;
                         given |= OPT_ADDRESS;
                         break;
+                case ARG_ACTION:
+                        c.action = optarg;
+                        given |= OPT_ACTION;
+                        break;
+                case ARG_REASON:
+                        if (strlen(optarg) > 1024)
+                                return ctl_fail(CTL_EXIT_USAGE,
+                                                "--reason is at most 1024 characters");
+                        c.reason = optarg;
+                        given |= OPT_REASON;
+                        break;
+                case ARG_OUTLET:
+                        if (c.n_outlets >= CTL_OUTLETS_MAX)
+                                return ctl_fail(CTL_EXIT_USAGE, "at most %d --outlet",
+                                                CTL_OUTLETS_MAX);
+                        c.outlets[c.n_outlets++] = optarg;
+                        given |= OPT_OUTLET;
+                        break;
+                case ARG_FENCED_SOCKET:
+                        c.fenced_socket = optarg;
+                        break;
                 default:
                         fputs("Try \"havenctl --help\".\n", stderr);
                         return CTL_EXIT_USAGE;
@@ -224,12 +279,13 @@ int main(int argc, char **argv) {
                         cmd = &commands[i];
         }
         if (!cmd) {
-                bool group = streq(argv[optind], "cluster") || streq(argv[optind], "job");
+                bool group = streq(argv[optind], "cluster") || streq(argv[optind], "job") ||
+                             streq(argv[optind], "fence");
                 return ctl_fail(CTL_EXIT_USAGE, "unknown command \"%s%s%s\" (try \"havenctl --help\")",
                                 argv[optind], group && optind + 1 < argc ? " " : "",
                                 group && optind + 1 < argc ? argv[optind + 1] : "");
         }
-        for (unsigned bit = 1; bit <= OPT_ADDRESS; bit <<= 1)
+        for (unsigned bit = 1; bit <= OPT_LAST; bit <<= 1)
                 if ((given & bit) && !(cmd->options & bit))
                         return ctl_fail(CTL_EXIT_USAGE, "%s does not apply to \"%s%s%s\"",
                                         option_name(bit), cmd->verb, cmd->object ? " " : "",

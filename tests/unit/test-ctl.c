@@ -91,7 +91,7 @@ static void tables_are_found_by_name_alias_and_dashes(void **state) {
         size_t n;
         const struct ctl_table *all = ctl_tables(&n);
 
-        assert_int_equal(n, 17);
+        assert_int_equal(n, 19); /* every replicated table of the schema */
         assert_string_equal(ctl_table_find("vms")->name, "vms");
         assert_string_equal(ctl_table_find("vm")->name, "vms");
         assert_string_equal(ctl_table_find("fence-devices")->name, "fence_devices");
@@ -116,6 +116,8 @@ static void tables_are_found_by_name_alias_and_dashes(void **state) {
         assert_true(ctl_table_find("cluster")->singleton);
         assert_true(ctl_table_find("infrastructure")->singleton);
         assert_non_null(ctl_table_find("audit")->read_only);
+        assert_non_null(ctl_table_find("fence-request")->read_only);
+        assert_string_equal(ctl_table_find("alert")->name, "alerts");
         assert_non_null(ctl_table_find("jobs")->read_only);
         assert_null(ctl_table_find("vms")->read_only);
 }
