@@ -407,13 +407,6 @@ static void id_list_put(uint32_t **list, size_t *n, uint32_t id, bool present) {
                 (*list)[i] = (*list)[--*n];
 }
 
-static void note_joined(struct fenced *f) {
-        if (f->node_id && fenced_is_member(f, f->node_id) && !f->joined_usec)
-                f->joined_usec = haven_now_usec(CLOCK_REALTIME);
-        if (!fenced_is_member(f, f->node_id))
-                f->joined_usec = 0;
-}
-
 /* ==== Reloading the configuration ==== */
 
 struct reload {
@@ -557,7 +550,6 @@ static void status_on_reply(struct haven_msg_link *link, int error,
                 f->node_id = (uint32_t) id;
                 free(f->node_name);
                 f->node_name = name ? strdup(name) : NULL;
-                f->joined_usec = 0;
         }
         f->quorate = json_object_object_get_ex(reply, "quorate", &v) &&
                      json_object_get_boolean(v);
@@ -580,7 +572,6 @@ static void status_on_reply(struct haven_msg_link *link, int error,
         r = id_list_set(&f->members, &f->n_members, ids);
         if (r < 0)
                 { log_error("Out of memory."); return; }
-        note_joined(f);
 
         fenced_reload(f);
         {
@@ -641,7 +632,6 @@ static void on_event(struct haven_msg_link *link, struct json_object *event,
                 /* A new cluster, a join, or a removal changes who we are. */
                 if (!f->node_id || !fenced_is_member(f, f->node_id))
                         request_status(f);
-                note_joined(f);
                 fenced_requests_check(f);
         } else if (streq(kind, "status")) {
                 const char *key = row_string(event, "key");

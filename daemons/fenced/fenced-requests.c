@@ -10,7 +10,9 @@
  * domain's total order lets one claim win. A running request whose executor
  * left is claimed again the same way. A node that was fenced after a request
  * was made never carries that request out (it was the loser of the race the
- * request came from). Pending requests nobody could take expire.
+ * request came from), and neither does a fencer that started after the
+ * request was made (a request from before a split or a power cut is stale).
+ * Requests nobody could take, or whose executor vanished, expire.
  * Must not: fence the node it runs on, or write outside fence_requests and
  * alerts.
  */
@@ -39,7 +41,7 @@ struct request {
         char *action;
         char *state;
         uint32_t executor;
-        uint64_t requested_at;
+        uint64_t requested_at, started_at;
 };
 
 enum claim_state {
@@ -447,6 +449,9 @@ static int request_from_row(struct json_object *row, struct request *ret) {
                 ret->executor = (uint32_t) json_object_get_int64(v);
         if (json_object_object_get_ex(row, "requested_at", &v))
                 ret->requested_at = (uint64_t) json_object_get_int64(v);
+        if (json_object_object_get_ex(row, "started_at", &v) &&
+            json_object_is_type(v, json_type_int))
+                ret->started_at = (uint64_t) json_object_get_int64(v);
         ret->action = strdup(json_object_object_get_ex(row, "action", &v)
                                      ? json_object_get_string(v)
                                      : "off");
@@ -504,8 +509,8 @@ static void expire(struct fenced *f, const struct request *rq) {
 
         if (asprintf(&text, "fencing %s failed: no node could carry out the "
                             "request within %" PRIu64 " s (every other node "
-                            "is down, runs no fencer, or is itself to be "
-                            "fenced)",
+                            "is down, runs no fencer, is itself to be fenced, "
+                            "or started after the request was made)",
                      node_name(f, rq->node_id),
                      f->request_timeout_usec / 1000000u) < 0 ||
             !ops || !values)
@@ -576,8 +581,10 @@ static void decide(struct check *ck) {
                     fenced_is_member(f, rq->executor) &&
                     is_fencer(f, rq->executor))
                         continue; /* in good hands */
-                if (streq(rq->state, "pending") && janitor == f->node_id &&
-                    now > rq->requested_at + expiry) {
+                /* Nobody took it, or its executor is gone (or is this node
+                 * before a restart) and nobody took it over: fail it. */
+                if (janitor == f->node_id &&
+                    now > MAX(rq->requested_at, rq->started_at) + expiry) {
                         expire(f, rq);
                         continue;
                 }
@@ -586,6 +593,16 @@ static void decide(struct check *ck) {
                         continue;
                 if (rq->node_id == f->node_id)
                         continue; /* never: checked twice on purpose */
+                /* Made before this fencer started (a request from before a
+                 * split or a power cut, or one this node claimed before it
+                 * restarted): not ours to carry out; it expires. */
+                if (rq->requested_at < f->started_usec) {
+                        log_info("Fence request %" PRId64 " for \"%s\" is "
+                                 "older than this fencer; not carrying it "
+                                 "out.",
+                                 rq->id, node_name(f, rq->node_id));
+                        continue;
+                }
                 if (ck->self_fenced_at > rq->requested_at) {
                         log_info("Fence request %" PRId64 " for \"%s\" is "
                                  "older than this node's own fencing; not "

@@ -177,6 +177,7 @@ struct fenced {
         char *domain_socket;
         uint64_t monitor_interval_usec;
         uint64_t request_timeout_usec;
+        uint64_t started_usec; /* CLOCK_REALTIME: when this fencer started */
 
         struct haven_msg_link *domain;
         struct haven_msg_server *server;
@@ -188,7 +189,6 @@ struct fenced {
         bool quorate;
         uint32_t *members; /* online members */
         size_t n_members;
-        uint64_t joined_usec; /* CLOCK_REALTIME: when we saw ourselves join */
         /* Members whose fenced publishes its status (can execute). */
         uint32_t *fencers;
         size_t n_fencers;

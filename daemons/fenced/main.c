@@ -102,6 +102,7 @@ int main(int argc, char **argv) {
         if (device_op)
                 return fence_op_device_main();
 
+        f.started_usec = haven_now_usec(CLOCK_REALTIME);
         f.self_path = realpath("/proc/self/exe", NULL);
         if (!f.self_path) {
                 log_error_errno(-errno, "Failed to find this program: %m");
