@@ -142,6 +142,9 @@ $(BUILD)/tests/$(1): $(BUILD)/tests/unit/$(1).o $$($(1)_EXTRA:%.c=$(BUILD)/%.o) 
 endef
 $(foreach t,$(UNIT_NAMES),$(eval $(call unit_template,$(t))))
 
+# The native APC driver's tests run against the lab's PDU simulator.
+$(BUILD)/tests/test-fenced-apc: | $(BUILD)/bin/haven-pdusim
+
 all: $(PROGRAM_BINS) $(UNIT_BINS)
 
 unit: $(UNIT_BINS)
