@@ -37,6 +37,7 @@ struct fence_op {
         struct fenced *f;
         struct fence_device device;
         char *action;
+        const char *agent_action; /* what the agent runs for action (static) */
         fence_op_done_t done;
         void *userdata;
         uint64_t started;
@@ -270,7 +271,7 @@ static void agent_child_done(struct haven_exec *x,
         c->done = true;
         op->n_pending--;
 
-        outcome = fence_agent_outcome(op->action, r, &message);
+        outcome = fence_agent_outcome(op->agent_action, r, &message);
         if (streq(op->action, "off"))
                 good = outcome == FENCE_AGENT_OK || outcome == FENCE_AGENT_OFF;
         else if (streq(op->action, "on"))
@@ -299,11 +300,9 @@ static void agent_child_done(struct haven_exec *x,
         }
         if (!good) {
                 if (r->timed_out)
-                        op_fail(op, "timeout", NULL,
-                                "device \"%s\": the agent did not finish in "
-                                "time%s%s",
-                                op->device.name, message ? ": " : "",
-                                message ?: "");
+                        op_fail(op, "timeout", NULL, "device \"%s\": %s",
+                                op->device.name,
+                                message ?: "the agent did not finish in time");
                 else
                         op_fail(op, "device", NULL, "device \"%s\"%s%s: %s",
                                 op->device.name, c->outlet ? " outlet " : "",
@@ -337,6 +336,11 @@ static int agent_start(struct fence_op *op, char *const *outlets,
          * exists), or the agent's monitor when no outlet is named. */
         if (streq(action, "check"))
                 action = outlets && outlets[0] ? "status" : "monitor";
+        op->agent_action = streq(action, "status")    ? "status"
+                           : streq(action, "monitor") ? "monitor"
+                           : streq(action, "on")      ? "on"
+                           : streq(action, "off")     ? "off"
+                                                      : "list";
 
         while (outlets && outlets[n])
                 n++;
