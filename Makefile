@@ -126,6 +126,9 @@ test-ctl_PKGS  :=
 test-fenced-apc_EXTRA := daemons/fenced/fenced-apc.c
 test-fenced-apc_PKGS  := netsnmp
 
+test-fenced_EXTRA := $(filter-out daemons/fenced/main.c,$(wildcard daemons/fenced/*.c))
+test-fenced_PKGS  := netsnmp libxml-2.0
+
 test-fenced-agent_EXTRA := daemons/fenced/fenced-agent.c
 test-fenced-agent_PKGS  := libxml-2.0
 

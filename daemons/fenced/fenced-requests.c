@@ -478,22 +478,21 @@ static int request_cmp(const void *a, const void *b) {
         return x->id < y->id ? -1 : x->id > y->id;
 }
 
-/* The node that should carry out requests[i], or 0 when none can. */
-static uint32_t designated_executor(const struct fenced *f,
-                                    const struct request *requests, size_t n,
-                                    size_t i) {
+uint32_t fence_request_executor(const uint32_t *members, size_t n_members,
+                                const uint32_t *fencers, size_t n_fencers,
+                                const uint32_t *victims, size_t index) {
         uint32_t best = 0;
 
-        for (size_t m = 0; m < f->n_members; m++) {
-                uint32_t id = f->members[m];
-                bool condemned = false;
+        for (size_t m = 0; m < n_members; m++) {
+                uint32_t id = members[m];
+                bool fencer = false, condemned = false;
 
-                if (id == requests[i].node_id || !is_fencer(f, id))
-                        continue;
+                for (size_t k = 0; k < n_fencers; k++)
+                        fencer = fencer || fencers[k] == id;
                 /* The victim of an earlier open request fences nobody. */
-                for (size_t k = 0; k < i; k++)
-                        condemned = condemned || requests[k].node_id == id;
-                if (condemned)
+                for (size_t k = 0; k < index; k++)
+                        condemned = condemned || victims[k] == id;
+                if (id == victims[index] || !fencer || condemned)
                         continue;
                 if (!best || id < best)
                         best = id;
@@ -548,6 +547,7 @@ static void decide(struct check *ck) {
         struct fenced *f = ck->f;
         size_t n = json_object_array_length(ck->open), count = 0;
         _cleanup_free_ struct request *requests = NULL;
+        _cleanup_free_ uint32_t *victims = NULL;
         uint64_t now = haven_now_usec(CLOCK_REALTIME);
         uint32_t janitor = 0;
 
@@ -559,6 +559,11 @@ static void decide(struct check *ck) {
                                      &requests[count]) >= 0)
                         count++;
         qsort(requests, count, sizeof(*requests), request_cmp);
+        victims = calloc(MAX(count, 1u), sizeof(uint32_t));
+        if (!victims)
+                return (void) log_error("Out of memory.");
+        for (size_t i = 0; i < count; i++)
+                victims[i] = requests[i].node_id;
 
         /* Expiry is the lowest fencer's job, whoever it is. */
         for (size_t m = 0; m < f->n_members; m++)
@@ -588,7 +593,9 @@ static void decide(struct check *ck) {
                         expire(f, rq);
                         continue;
                 }
-                executor = designated_executor(f, requests, count, i);
+                executor = fence_request_executor(f->members, f->n_members,
+                                                  f->fencers, f->n_fencers,
+                                                  victims, i);
                 if (executor != f->node_id)
                         continue;
                 if (rq->node_id == f->node_id)

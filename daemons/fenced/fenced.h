@@ -221,6 +221,13 @@ const char *fenced_reply_error(struct json_object *reply,
                                const char **ret_message);
 
 /* fenced-requests.c */
+/* Who carries out the request for victims[index], the open requests' victims
+ * in request order: the lowest member that runs a fencer, is not that victim
+ * and is not the victim of an earlier open request. 0 when no member can.
+ * Pure. */
+uint32_t fence_request_executor(const uint32_t *members, size_t n_members,
+                                const uint32_t *fencers, size_t n_fencers,
+                                const uint32_t *victims, size_t index);
 void fenced_requests_check(struct fenced *f);
 void fenced_requests_free(struct fenced *f);
 
