@@ -90,7 +90,8 @@ static void print_op_result(const char *what, struct json_object *result) {
                        json_object_object_get_ex(details, "outlet_count", &v)
                                ? json_object_get_int(v)
                                : 0);
-        if (json_object_object_get_ex(details, "outlets", &outlets))
+        if (json_object_object_get_ex(details, "outlets", &outlets) &&
+            json_object_is_type(outlets, json_type_array))
                 for (size_t i = 0; i < json_object_array_length(outlets); i++) {
                         struct json_object *o = json_object_array_get_idx(outlets, i);
                         const char *outlet = "?", *name = NULL, *state = "unknown";
@@ -144,7 +145,8 @@ int ctl_fence_check(struct ctl *c, int argc, char **argv) {
                 return status;
         if (c->json)
                 ctl_print_json(stdout, reply);
-        else if (json_object_object_get_ex(reply, "parts", &parts)) {
+        else if (json_object_object_get_ex(reply, "parts", &parts) &&
+                 json_object_is_type(parts, json_type_array)) {
                 for (size_t i = 0; i < json_object_array_length(parts); i++) {
                         struct json_object *p = json_object_array_get_idx(parts, i), *res;
                         const char *device = "?";
@@ -234,9 +236,7 @@ int ctl_fence_agent(struct ctl *c, int argc, char **argv) {
 
 /* ==== fence status ==== */
 
-/* One node's verdict across every other node's view: ok when some other
- * fencer can fence it. *ret_reason is borrowed from the entries. */
-static bool node_fenceable(struct json_object *entries, int64_t node_id, const char *name,
+bool ctl_fence_node_fenceable(struct json_object *entries, int64_t node_id, const char *name,
                            const char **ret_reason) {
         *ret_reason = "no node runs haven-fenced";
         for (size_t i = 0; i < json_object_array_length(entries); i++) {
@@ -279,7 +279,8 @@ int ctl_fence_status(struct ctl *c, int argc, char **argv) {
         status = ctl_query(c, "nodes", NULL, &nodes);
         if (status != CTL_EXIT_OK)
                 return status;
-        if (!json_object_object_get_ex(reply, "entries", &entries))
+        if (!json_object_object_get_ex(reply, "entries", &entries) ||
+            !json_object_is_type(entries, json_type_array))
                 return ctl_fail(CTL_EXIT_FAILED, "haven-domaind sent no entries");
 
         dg = ctl_grid_new(4, dtitles);
@@ -334,7 +335,7 @@ int ctl_fence_status(struct ctl *c, int argc, char **argv) {
 
                 (void) haven_json_get_int64(n, "node_id", &id);
                 (void) haven_json_get_string(n, "name", &name);
-                ok = node_fenceable(entries, id, name, &reason);
+                ok = ctl_fence_node_fenceable(entries, id, name, &reason);
                 (void) ctl_grid_add(ng, (const char *const[]){name, ok ? "yes" : "NO",
                                                               ok ? "" : reason});
                 v = json_object_new_object();

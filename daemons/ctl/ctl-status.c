@@ -305,7 +305,7 @@ void ctl_status_print(FILE *f, struct json_object *s) {
         _cleanup_(ctl_grid_freep) struct ctl_grid *nodes = NULL, *vms = NULL;
         static const char *const node_titles[] = { "NODE", "ID", "STATE", "ONLINE", "ADDRESSES" };
         static const char *const vm_titles[] = { "VM", "HA", "PREFERRED", "NODE", "STATE" };
-        struct json_object *members = NULL, *vm_list = NULL;
+        struct json_object *members = NULL, *vm_list = NULL, *fencing;
         bool quorate = false, synced = false;
         const char *cluster = str_or(s, "cluster", NULL);
         int64_t pending = int_or(s, "pending_changes", 0);
@@ -382,6 +382,17 @@ void ctl_status_print(FILE *f, struct json_object *s) {
         else
                 fputs("VMs: none\n", f);
 
+        fencing = NULL;
+        (void) haven_json_get_array(s, "fencing", &fencing);
+        for (size_t i = 0; fencing && i < json_object_array_length(fencing); i++) {
+                struct json_object *w = json_object_array_get_idx(fencing, i);
+
+                if (i == 0)
+                        fputc('\n', f);
+                print_line(f, "Warning:", "%s cannot be fenced (%s): no HA for its VMs",
+                           str_or(w, "node", "?"), str_or(w, "reason", "?"));
+        }
+
         fputc('\n', f);
         if (pending > 0)
                 fprintf(f, "Pending changes: %" PRId64
@@ -389,6 +400,33 @@ void ctl_status_print(FILE *f, struct json_object *s) {
                         pending);
         else
                 fputs("Pending changes: none\n", f);
+}
+
+int ctl_status_add_fencing(struct json_object *status, struct json_object *entries,
+                           struct json_object *node_rows) {
+        _cleanup_(json_object_putp) struct json_object *list = json_object_new_array();
+
+        if (!list)
+                return -ENOMEM;
+        for (size_t i = 0; entries && node_rows && json_object_array_length(entries) > 0 &&
+                           i < json_object_array_length(node_rows); i++) {
+                struct json_object *n = json_object_array_get_idx(node_rows, i), *w;
+                const char *name = "?", *reason = NULL;
+                int64_t id = 0;
+
+                (void) haven_json_get_int64(n, "node_id", &id);
+                (void) haven_json_get_string(n, "name", &name);
+                if (ctl_fence_node_fenceable(entries, id, name, &reason))
+                        continue;
+                w = json_object_new_object();
+                if (!w || haven_json_add(w, "node", json_object_new_string(name)) < 0 ||
+                    haven_json_add(w, "reason", json_object_new_string(reason)) < 0 ||
+                    json_object_array_add(list, w) < 0) {
+                        json_object_put(w);
+                        return -ENOMEM;
+                }
+        }
+        return haven_json_add(status, "fencing", TAKE_PTR(list));
 }
 
 /* ==== The command ==== */
@@ -428,6 +466,22 @@ int ctl_status(struct ctl *c, int argc, char **argv) {
         (void) haven_json_get_array(read, "entries", &entries);
 
         if (ctl_status_build(status, cluster, nodes, vms, staged, entries, &out) < 0)
+                return ctl_fail(CTL_EXIT_FAILED, "out of memory");
+
+        /* Which nodes nobody can fence: the cluster makes no HA promise
+         * for them. Only once a fence device exists or a fencer reports. */
+        json_object_put(req);
+        json_object_put(read);
+        read = NULL;
+        req = ctl_request_simple("status-read");
+        if (!req || haven_json_add(req, "prefix", json_object_new_string("fencing")) < 0)
+                return ctl_fail(CTL_EXIT_FAILED, "out of memory");
+        r = ctl_call(c, req, 0, &read, NULL);
+        if (r != CTL_EXIT_OK)
+                return r;
+        entries = NULL;
+        (void) haven_json_get_array(read, "entries", &entries);
+        if (ctl_status_add_fencing(out, entries, nodes) < 0)
                 return ctl_fail(CTL_EXIT_FAILED, "out of memory");
         if (c->json)
                 ctl_print_json(stdout, out);

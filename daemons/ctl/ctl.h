@@ -257,6 +257,18 @@ int ctl_status_build(struct json_object *status, struct json_object *cluster_row
 /* Prints that object for people. */
 void ctl_status_print(FILE *f, struct json_object *status);
 
+/* ==== fencing (ctl-fence.c) ==== */
+
+/* One node's verdict from the "fencing" status entries of every node: true
+ * when some other node's fencer can fence it. *ret_reason (borrowed from
+ * the entries, or static) says why not. */
+bool ctl_fence_node_fenceable(struct json_object *entries, int64_t node_id,
+                              const char *name, const char **ret_reason);
+/* Adds "fencing": [{"node", "reason"}] (the nodes nobody can fence) to a
+ * status object, from the fencing entries and the node rows. */
+int ctl_status_add_fencing(struct json_object *status, struct json_object *entries,
+                           struct json_object *node_rows);
+
 /* ==== jobs (ctl-jobs.c) ==== */
 
 /* One job_log row as a line: "YYYY-MM-DD HH:MM:SS node source: line". */

@@ -511,7 +511,8 @@ static void status_read_on_reply(struct haven_msg_link *link, int error,
         struct fenced *f = userdata;
         struct json_object *entries, *v;
 
-        if (error < 0 || !json_object_object_get_ex(reply, "entries", &entries))
+        if (error < 0 || !json_object_object_get_ex(reply, "entries", &entries) ||
+            !json_object_is_type(entries, json_type_array))
                 return;
         free(f->fencers);
         f->fencers = NULL;

@@ -655,7 +655,8 @@ static void check_on_reply(struct haven_msg_link *link, int error,
         struct check *ck = userdata;
         struct json_object *rows, *v;
 
-        if (error < 0 || !json_object_object_get_ex(reply, "rows", &rows)) {
+        if (error < 0 || !json_object_object_get_ex(reply, "rows", &rows) ||
+            !json_object_is_type(rows, json_type_array)) {
                 log_warning("Failed to read the fence requests.");
                 return check_end(ck);
         }

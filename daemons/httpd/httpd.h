@@ -1,0 +1,519 @@
+/* SPDX-License-Identifier: LGPL-2.1-or-later */
+/*
+ * haven-httpd, the JSON API and web UI server of every node (docs/api/).
+ * main.c parses arguments and runs the loop; httpd-server.c drives
+ * libmicrohttpd from the sd-event loop and owns each request's life;
+ * httpd-router.c decides, from a request's head alone, which route runs and
+ * whether it may (pure); httpd-api.c holds the route table and the resource
+ * handlers; the other modules own sessions, throttling, login, domaind
+ * access, the event stream, static files and TLS credentials. Must not:
+ * write the configuration (every write goes through haven-domaind), block
+ * the loop, or check permissions anywhere but in the dispatcher.
+ */
+#pragma once
+
+#include <assert.h>
+#include <json-c/json.h>
+#include <netinet/in.h>
+#include <systemd/sd-event.h>
+
+#include "haven/json.h"
+#include "haven/macro.h"
+
+/* ==== Defaults and limits ==== */
+
+#define HTTPD_PORT_DEFAULT 8001
+#define HTTPD_STATE_DIR_DEFAULT "/var/lib/haven"
+#define HTTPD_CERT_FILE "httpd.crt"
+#define HTTPD_KEY_FILE "httpd.key"
+#define HTTPD_UI_DIR_DEFAULT "/usr/share/haven/webui"
+#define HTTPD_DOMAIND_SOCKET_DEFAULT "/run/haven/domaind.sock"
+
+#define HTTPD_API_PREFIX "/api/v1"
+#define HTTPD_STATIC_PATTERN "/**"
+#define HTTPD_BODY_MAX (1024u * 1024u) /* a request body, any route */
+#define HTTPD_LOGIN_BODY_MAX 4096u     /* the one body anybody may send */
+#define HTTPD_PATH_MAX 1024u           /* a decoded path */
+#define HTTPD_QUERY_MAX 8u             /* query parameters per request */
+#define HTTPD_NAME_MAX 63u             /* an administrator's name */
+#define HTTPD_FIELD_MAX 64u            /* a field name in an error */
+#define HTTPD_ACTOR_MAX 64             /* "api:NAME" in the audit log */
+
+#define HTTPD_CONNECTIONS_DEFAULT 256u
+#define HTTPD_CONNECTIONS_PER_IP_DEFAULT 32u
+#define HTTPD_CONNECTION_TIMEOUT_SEC_DEFAULT 30u
+#define HTTPD_CONNECTION_MEMORY_DEFAULT (32u * 1024u)
+/* A chunked body is read (and thrown away) this far past the limit to
+ * answer 413; beyond, the connection is closed without an answer. */
+#define HTTPD_DISCARD_MAX (4u * 1024u * 1024u)
+/* One call to haven-domaind; a submission waits for the cluster. */
+#define HTTPD_DOMAIN_TIMEOUT_USEC (30ull * 1000ull * 1000ull)
+
+/* base64url of 32 random bytes, without padding, plus NUL. */
+#define HTTPD_TOKEN_SIZE 44u
+#define HTTPD_SESSION_COOKIE "haven_session"
+#define HTTPD_CSRF_HEADER "X-CSRF-Token"
+
+struct MHD_Connection;
+struct MHD_Response;
+struct httpd;
+struct httpd_request;
+struct httpd_sessions;
+struct httpd_throttle;
+
+/* ==== Errors (httpd-error.c) ==== */
+
+/* Every error the API answers, in one table: HTTP status, the code
+ * clients see, the default message (docs/api/README.md lists them). */
+enum httpd_error_code {
+        HTTPD_ERROR_BAD_REQUEST,  /* 400: not JSON, bad path, ... */
+        HTTPD_ERROR_INVALID,      /* 400: a field breaks its policy */
+        HTTPD_ERROR_UNAUTHORIZED, /* 401 */
+        HTTPD_ERROR_CSRF,         /* 403 */
+        HTTPD_ERROR_NOT_FOUND,    /* 404 */
+        HTTPD_ERROR_METHOD,       /* 405 */
+        HTTPD_ERROR_CONFLICT,     /* 409 */
+        HTTPD_ERROR_TOO_LARGE,    /* 413 */
+        HTTPD_ERROR_MEDIA_TYPE,   /* 415 */
+        HTTPD_ERROR_THROTTLED,    /* 429 */
+        HTTPD_ERROR_INTERNAL,     /* 500 */
+        HTTPD_ERROR_NO_QUORUM,    /* 503 */
+        HTTPD_ERROR_SYNCING,      /* 503 */
+        HTTPD_ERROR_UNAVAILABLE,  /* 503: haven-domaind not reachable */
+        _HTTPD_ERROR_MAX,
+        _HTTPD_ERROR_INVALID = -EINVAL,
+};
+
+struct httpd_error {
+        enum httpd_error_code code;
+        char message[200];           /* "" = the table's message */
+        char field[HTTPD_FIELD_MAX]; /* "" = none (JSON null) */
+        unsigned retry_after_sec;    /* 0 = no Retry-After header */
+        char allow[64];              /* 405: the Allow header */
+};
+
+/* Fills *e: code, field (NULL or "" for none; cut to fit), and a message
+ * (NULL for the table's; printf-style otherwise, cut to fit). */
+void httpd_error_set(struct httpd_error *e, enum httpd_error_code code,
+                     const char *field, const char *format, ...) _printf_(4, 5);
+unsigned httpd_error_status(enum httpd_error_code code);
+const char *httpd_error_code_to_string(enum httpd_error_code code);
+/* haven-domaind's error codes (invalid, conflict, not-found, no-quorum,
+ * syncing, internal); anything else is HTTPD_ERROR_INTERNAL. */
+enum httpd_error_code httpd_error_from_domaind_code(const char *code);
+/* An "error" object of a domaind reply (code, message, field) as ours;
+ * syncing gets Retry-After. Any missing piece falls back to defaults. */
+void httpd_error_from_domaind(struct json_object *error,
+                              struct httpd_error *ret);
+/* A failed call: -ETIMEDOUT, -ECONNRESET, -ENOTCONN, -ECANCELED →
+ * unavailable; -E2BIG → too-large; anything else → internal. */
+void httpd_error_from_errno(int error, struct httpd_error *ret);
+/* {"error":{"code","message","field"}}: a new object, NULL on -ENOMEM. */
+struct json_object *httpd_error_to_json(const struct httpd_error *e);
+
+/* ==== Routes (httpd-router.c, pure) ==== */
+
+enum httpd_method {
+        HTTPD_GET,
+        HTTPD_HEAD,
+        HTTPD_POST,
+        HTTPD_PUT,
+        HTTPD_PATCH,
+        HTTPD_DELETE,
+        _HTTPD_METHOD_MAX,
+        _HTTPD_METHOD_INVALID = -EINVAL,
+};
+
+enum httpd_method httpd_method_from_string(const char *s);
+const char *httpd_method_to_string(enum httpd_method m);
+/* GET and HEAD read; everything else writes and needs the CSRF token. */
+bool httpd_method_writes(enum httpd_method m);
+
+enum httpd_permission {
+        HTTPD_SESSION, /* the default: an administrator's session */
+        HTTPD_PUBLIC,  /* login and the static UI only */
+};
+
+struct httpd_resource;
+
+/* Handlers answer with httpd_reply_*() now or later (after starting
+ * asynchronous work tied to the request). A negative errno without an
+ * answer is answered by the dispatcher (httpd_error_from_errno()). */
+typedef int (*httpd_handler_t)(struct httpd_request *r);
+
+struct httpd_route {
+        enum httpd_method method;
+        /* "/api/v1/hosts/{id}": {id} is a row id (1..INT64_MAX), {name}
+         * a name (the schema's name rule); HTTPD_STATIC_PATTERN (the
+         * static UI) takes any path outside /api. */
+        const char *pattern;
+        httpd_handler_t handler;
+        /* The body's fields; NULL: the route takes no body. */
+        const struct haven_json_field *policy;
+        size_t n_policy;
+        size_t body_max;          /* 0 = HTTPD_BODY_MAX */
+        const char *const *flags; /* allowed boolean query parameters,
+                                   * NULL-terminated; NULL = none */
+        enum httpd_permission permission;
+        bool secret; /* the body holds a password: wiped */
+        const struct httpd_resource *resource; /* generic handlers' table */
+};
+
+struct httpd_query_arg {
+        const char *key, *value; /* raw, as received */
+};
+
+/* A request's head, all the dispatcher looks at. Strings may be NULL
+ * (absent) and need not outlive the call. */
+struct httpd_head {
+        const char *method;
+        const char *path; /* percent-encoded, without query */
+        const struct httpd_query_arg *query;
+        size_t n_query;
+        const char *session_cookie; /* the haven_session cookie */
+        const char *csrf_token;     /* X-CSRF-Token */
+        const char *content_type;
+        const char *content_length;
+        const char *transfer_encoding;
+};
+
+#define HTTPD_FLAGS_MAX 8u
+
+struct httpd_match {
+        const struct httpd_route *route;
+        char path[HTTPD_PATH_MAX + 1]; /* decoded */
+        int64_t id;                    /* {id}, else 0 */
+        char name[HTTPD_NAME_MAX + 1]; /* {name}, else "" */
+        bool flags[HTTPD_FLAGS_MAX];   /* by index in route->flags */
+        bool has_body;                 /* Content-Length > 0 or chunked */
+        uint64_t content_length;       /* UINT64_MAX: unknown */
+        /* The session (HTTPD_SESSION routes): copied, so it stays valid
+         * while the store changes. */
+        char administrator[HTTPD_NAME_MAX + 1];
+        char session_token[HTTPD_TOKEN_SIZE];
+};
+
+/* Decides what a request's head asks for, in this order: the method and
+ * path must parse (400); a route must match the path (404) and the method
+ * (405, with the Allow header); a session for HTTPD_SESSION routes (401);
+ * the CSRF token for writes on them (403); the query flags (400); a body
+ * only where the route takes one (400), as JSON (415), within the route's
+ * limit when its length is announced (413). A session found is touched
+ * (sliding expiry) at now. Returns 0 and *ret, or -EINVAL with *ret_error.
+ * sessions may be NULL (no session is valid). */
+int httpd_router_resolve(const struct httpd_route *routes, size_t n_routes,
+                         struct httpd_sessions *sessions, uint64_t now,
+                         const struct httpd_head *head, struct httpd_match *ret,
+                         struct httpd_error *ret_error);
+/* Checks a route's body: strict JSON (400 bad-request), within the route's
+ * limit (413), an object meeting the policy (400 invalid, naming the
+ * field: an unknown field is named too). Returns 0 and *ret (a new
+ * reference; NULL for a route without a policy and an empty body), or
+ * -EINVAL with *ret_error. */
+int httpd_router_check_body(const struct httpd_route *route, const char *body,
+                            size_t size, struct json_object **ret,
+                            struct httpd_error *ret_error);
+/* The route's body limit. */
+size_t httpd_route_body_max(const struct httpd_route *route);
+/* Whether flag (one of route->flags) was given as true. */
+bool httpd_match_flag(const struct httpd_match *m, const char *flag);
+/* Decodes %XX escapes of a path into buf (size bytes). Returns the length,
+ * -EINVAL for a bad escape, a NUL or control character, a path not
+ * starting with '/', or a "." or ".." segment; -ENAMETOOLONG. */
+int httpd_path_decode(const char *raw, char *buf, size_t size);
+
+/* ==== Sessions (httpd-session.c, pure: time is an argument) ==== */
+
+struct httpd_session_limits {
+        uint64_t idle_usec;  /* expiry after this long unused (sliding) */
+        uint64_t max_usec;   /* expiry after this long, used or not */
+        size_t max_sessions; /* beyond, the least recently used goes */
+};
+
+#define HTTPD_SESSION_IDLE_USEC (30ull * 60ull * 1000000ull)
+#define HTTPD_SESSION_MAX_USEC (12ull * 3600ull * 1000000ull)
+#define HTTPD_SESSIONS_MAX 256u
+
+struct httpd_session {
+        char administrator[HTTPD_NAME_MAX + 1];
+        char csrf_token[HTTPD_TOKEN_SIZE];
+        uint64_t created_usec, used_usec; /* CLOCK_MONOTONIC */
+        uint8_t key[32];                  /* SHA-256 of the cookie's token */
+};
+
+/* limits NULL = the defaults. Returns 0 and *ret, or -ENOMEM. */
+int httpd_sessions_new(const struct httpd_session_limits *limits,
+                       struct httpd_sessions **ret);
+struct httpd_sessions *httpd_sessions_free(struct httpd_sessions *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct httpd_sessions *, httpd_sessions_free)
+/* A new session for administrator at now; the least recently used one
+ * goes when the store is full. Writes the cookie's token (random, 256
+ * bits, base64url) into ret_token. Returns 0 and *ret (borrowed: valid
+ * until the store changes), -EINVAL (bad name), or a negative errno from
+ * the random generator. */
+int httpd_sessions_create(struct httpd_sessions *s, const char *administrator,
+                          uint64_t now, char ret_token[HTTPD_TOKEN_SIZE],
+                          const struct httpd_session **ret);
+/* The live session of token at now, touched (its idle expiry restarts);
+ * NULL for an unknown, malformed or expired token (an expired one is
+ * removed). The pointer is valid until the store changes. */
+const struct httpd_session *
+httpd_sessions_find(struct httpd_sessions *s, const char *token, uint64_t now);
+/* Removes token's session. Returns 0 or -ENOENT. */
+int httpd_sessions_remove(struct httpd_sessions *s, const char *token);
+/* Removes every session of administrator; returns how many. */
+size_t httpd_sessions_remove_administrator(struct httpd_sessions *s,
+                                           const char *administrator);
+size_t httpd_sessions_count(const struct httpd_sessions *s);
+/* When (CLOCK_MONOTONIC) session expires unless used before. */
+uint64_t httpd_session_expiry(const struct httpd_sessions *s,
+                              const struct httpd_session *session);
+/* Constant-time comparison of token with the session's CSRF token; NULL
+ * is false. */
+bool httpd_session_csrf_ok(const struct httpd_session *session,
+                           const char *token);
+/* Constant-time equality of two byte strings of known lengths (the
+ * lengths themselves are not secret). */
+bool httpd_equal_secret(const void *a, size_t a_size, const void *b,
+                        size_t b_size);
+
+/* ==== Login throttling (httpd-throttle.c, pure) ==== */
+
+struct httpd_throttle_policy {
+        unsigned failures; /* this many failures within window... */
+        uint64_t window_usec;
+        uint64_t block_usec;     /* ...block for this long, doubled each */
+        uint64_t block_max_usec; /* time again, up to this */
+        size_t max_entries;      /* keys tracked; the stalest goes first */
+};
+
+#define HTTPD_THROTTLE_FAILURES 5u
+#define HTTPD_THROTTLE_WINDOW_USEC (5ull * 60ull * 1000000ull)
+#define HTTPD_THROTTLE_BLOCK_USEC (30ull * 1000000ull)
+#define HTTPD_THROTTLE_BLOCK_MAX_USEC (15ull * 60ull * 1000000ull)
+#define HTTPD_THROTTLE_ENTRIES 4096u
+
+/* policy NULL = the defaults. */
+int httpd_throttle_new(const struct httpd_throttle_policy *policy,
+                       struct httpd_throttle **ret);
+struct httpd_throttle *httpd_throttle_free(struct httpd_throttle *t);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct httpd_throttle *, httpd_throttle_free)
+/* 0 when key may try at now, else how long (µs) it must still wait. */
+uint64_t httpd_throttle_check(struct httpd_throttle *t, const char *key,
+                              uint64_t now);
+/* Counts a failure of key at now; may start a block. */
+void httpd_throttle_failure(struct httpd_throttle *t, const char *key,
+                            uint64_t now);
+/* Forgets key (a success). */
+void httpd_throttle_success(struct httpd_throttle *t, const char *key);
+/* "addr:" and the client's address, IPv6 cut to its /64 (one host
+ * holds a whole /64), into buf. */
+void httpd_throttle_client_key(const struct sockaddr *sa, char *buf,
+                               size_t size);
+
+/* ==== The server (httpd-server.c) ==== */
+
+struct httpd_config {
+        const char *listen_address; /* IP literal; NULL = every address */
+        uint16_t port;              /* 0 = any free port (tests) */
+        bool tls;                   /* false only with --http */
+        const char *cert_path, *key_path;
+        const char *ui_dir;
+        const char *domaind_socket;
+        unsigned connections, connections_per_ip;
+        unsigned connection_timeout_sec;
+        size_t connection_memory;
+        struct httpd_session_limits sessions;
+        struct httpd_throttle_policy throttle;
+        unsigned login_workers;  /* password checks at once */
+        uint64_t heartbeat_usec; /* event stream comments */
+        size_t event_queue_max;  /* bytes queued per event client */
+};
+
+/* The defaults above (HTTPS on 8001 on every address). */
+void httpd_config_init(struct httpd_config *c);
+
+/* Loads (or creates) the TLS credentials, opens the UI directory (a
+ * missing one is logged; static paths then answer 404), connects to
+ * haven-domaind (retried in the background), and starts serving on the
+ * loop. Returns 0 and *ret, -EADDRINUSE, -EADDRNOTAVAIL, -EINVAL (bad
+ * address), or another negative errno, logged. */
+int httpd_new(sd_event *event, const struct httpd_config *config,
+              struct httpd **ret);
+/* Answers every waiting request with 503, closes every connection, stops.
+ * NULL ok. Returns NULL. */
+struct httpd *httpd_free(struct httpd *h);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct httpd *, httpd_free)
+uint16_t httpd_port(const struct httpd *h);
+/* Has libmicrohttpd run soon: call after resuming a connection. */
+void httpd_wake(struct httpd *h);
+sd_event *httpd_event(const struct httpd *h);
+const struct httpd_config *httpd_get_config(const struct httpd *h);
+struct httpd_sessions *httpd_sessions(const struct httpd *h);
+struct httpd_throttle *httpd_throttle(const struct httpd *h);
+struct httpd_domain *httpd_domain(const struct httpd *h);
+struct httpd_events *httpd_events(const struct httpd *h);
+struct httpd_static *httpd_static(const struct httpd *h);
+struct httpd_auth *httpd_auth(const struct httpd *h);
+
+/* What handlers see of their request. */
+const struct httpd_match *httpd_request_match(const struct httpd_request *r);
+/* The validated body (borrowed), NULL for routes without one. */
+struct json_object *httpd_request_body(const struct httpd_request *r);
+struct httpd *httpd_request_server(const struct httpd_request *r);
+/* A request header (case-insensitive name), NULL if absent. */
+const char *httpd_request_header(const struct httpd_request *r,
+                                 const char *name);
+/* The client's address as text, and as a throttle key. */
+const char *httpd_request_client(const struct httpd_request *r);
+const char *httpd_request_client_key(const struct httpd_request *r);
+/* "api:NAME", the actor of this request's writes in the audit log (cut
+ * to HTTPD_ACTOR_MAX characters: domaind's limit). */
+const char *httpd_request_actor(const struct httpd_request *r);
+/* Whether the connection is HTTPS (cookies get Secure). */
+bool httpd_request_tls(const struct httpd_request *r);
+/* Per-request state of a multi-step handler: freed with the request by
+ * free_fn (may be NULL). Replaces (and frees) any earlier state. */
+void httpd_request_set_state(struct httpd_request *r, void *state,
+                             void (*free_fn)(void *));
+void *httpd_request_get_state(const struct httpd_request *r);
+/* Asynchronous work for the request (a domaind call or a password check)
+ * is to be cancelled when it ends: the cancel function is called with
+ * userdata if the request is freed before httpd_request_forget(). */
+void httpd_request_hold(struct httpd_request *r, void (*cancel)(void *),
+                        void *userdata);
+void httpd_request_forget(struct httpd_request *r);
+
+/* Answers. Each takes over what it is given, even on failure; the first
+ * answer wins (later ones are dropped). A request that waits (suspended)
+ * is resumed. */
+void httpd_reply_json(struct httpd_request *r, unsigned status,
+                      struct json_object *body);
+void httpd_reply_error(struct httpd_request *r, const struct httpd_error *e);
+void httpd_reply_code(struct httpd_request *r, enum httpd_error_code code,
+                      const char *field, const char *format, ...)
+        _printf_(4, 5);
+/* A prepared libmicrohttpd response (static files, the event stream);
+ * adds the common security headers. */
+void httpd_reply_response(struct httpd_request *r, unsigned status,
+                          struct MHD_Response *response);
+/* Adds a header to the answer given (call after httpd_reply_*). Returns 0
+ * or -ENOENT when there is no answer yet, -ENOMEM. */
+int httpd_reply_header(struct httpd_request *r, const char *name,
+                       const char *value);
+/* The connection's inactivity timeout for this request (the event stream
+ * sets its own). */
+void httpd_request_set_timeout(struct httpd_request *r, unsigned seconds);
+struct MHD_Connection *httpd_request_connection(const struct httpd_request *r);
+
+/* ==== haven-domaind (httpd-domain.c) ==== */
+
+struct httpd_domain;
+
+/* reply is the answer (borrowed), or NULL and error says what failed (a
+ * domaind error answer, or the call itself). */
+typedef void (*httpd_domain_reply_t)(struct httpd_request *r,
+                                     struct json_object *reply,
+                                     const struct httpd_error *error);
+
+int httpd_domain_new(struct httpd *h, const char *socket_path,
+                     struct httpd_domain **ret);
+struct httpd_domain *httpd_domain_free(struct httpd_domain *d);
+bool httpd_domain_connected(const struct httpd_domain *d);
+/* Sends request (taken over) for r; done is called once with the answer,
+ * after this returns, unless r ends first (the call is then forgotten).
+ * Returns 0, or -ENOTCONN (domaind not reachable), -E2BIG, -ENOMEM: done
+ * is then never called. */
+int httpd_domain_call(struct httpd_request *r, struct json_object *request,
+                      httpd_domain_reply_t done);
+
+/* ==== Login, logout, who am I (httpd-auth.c) ==== */
+
+struct httpd_auth;
+
+int httpd_auth_new(struct httpd *h, unsigned workers, struct httpd_auth **ret);
+/* Waits for running password checks (each is short), frees. NULL ok. */
+struct httpd_auth *httpd_auth_free(struct httpd_auth *a);
+int httpd_auth_login(struct httpd_request *r);
+int httpd_auth_whoami(struct httpd_request *r);
+int httpd_auth_logout(struct httpd_request *r);
+/* Whether password matches hash (crypt(3) syntax, yescrypt for us), in a
+ * time that depends on the hash's parameters only. NULL/empty is false.
+ * Blocks for the hash's cost: call from a worker thread. */
+bool httpd_password_check(const char *password, const char *hash);
+
+/* ==== Event stream (httpd-events.c) ==== */
+
+struct httpd_events;
+
+int httpd_events_new(struct httpd *h, struct httpd_events **ret);
+/* Ends every stream (their connections close) and frees. NULL ok. */
+struct httpd_events *httpd_events_free(struct httpd_events *e);
+/* Queues "event: NAME\ndata: JSON\n\n" on every stream; a stream whose
+ * queue would overflow is dropped (its client reconnects). */
+void httpd_events_publish(struct httpd_events *e, const char *name,
+                          struct json_object *data);
+size_t httpd_events_clients(const struct httpd_events *e);
+int httpd_events_open(struct httpd_request *r);
+
+/* ==== Static UI (httpd-static.c) ==== */
+
+struct httpd_static;
+
+/* Opens dir. -ENOENT/-ENOTDIR when it is not there. */
+int httpd_static_new(const char *dir, struct httpd_static **ret);
+struct httpd_static *httpd_static_free(struct httpd_static *s);
+DEFINE_TRIVIAL_CLEANUP_FUNC(struct httpd_static *, httpd_static_free)
+
+struct httpd_static_file {
+        int fd; /* owned by the caller after a success */
+        uint64_t size;
+        const char *content_type;  /* static */
+        const char *cache_control; /* static */
+        bool gzip;                 /* fd is the precompressed FILE.gz */
+        char etag[80];             /* quoted */
+};
+
+/* Opens what path (decoded, from httpd_path_decode()) names: "/" and
+ * paths whose last segment has no dot and no file are index.html (the
+ * single-page application's routes); FILE.gz instead of FILE when gzip_ok
+ * and it exists. Refuses hidden segments and any symbolic link (each
+ * component is opened with O_NOFOLLOW below the UI directory). Returns 0
+ * and *ret, -ENOENT, or another negative errno. */
+int httpd_static_open(struct httpd_static *s, const char *path, bool gzip_ok,
+                      struct httpd_static_file *ret);
+/* The content type for a file name (by extension). */
+const char *httpd_static_content_type(const char *name);
+/* Whether a file name carries a content hash (NAME-HASH.EXT or
+ * NAME.HASH.EXT, HASH 8..64 of [A-Za-z0-9_] with a digit): such a file
+ * never changes and may be cached forever. */
+bool httpd_static_is_hashed(const char *name);
+/* Whether an Accept-Encoding header accepts gzip (NULL: no). */
+bool httpd_accepts_gzip(const char *accept_encoding);
+/* Whether an If-None-Match header matches etag (weak comparison). */
+bool httpd_etag_matches(const char *if_none_match, const char *etag);
+int httpd_static_serve(struct httpd_request *r);
+
+/* ==== TLS credentials (httpd-tls.c) ==== */
+
+/* Reads the PEM certificate and key; when the key is missing, creates a
+ * new ECDSA P-256 key and a self-signed certificate (CN = host name; SANs:
+ * the host name, "localhost" and this host's addresses), written
+ * atomically (key 0600); a missing certificate is made again for the
+ * existing key. Checks that they belong together. Returns 0 and both PEM
+ * texts (NUL-terminated; the caller frees, wiping the key), -EKEYREJECTED,
+ * -EBADMSG, -EFBIG, or another negative errno. */
+int httpd_tls_load_or_create(const char *cert_path, const char *key_path,
+                             char **ret_cert_pem, char **ret_key_pem);
+
+/* ==== Routes and resources (httpd-api.c) ==== */
+
+/* A domain table served as a collection: GET lists it, POST adds a row
+ * (staged unless ?now=1), DELETE /{id} removes one. */
+struct httpd_resource {
+        const char *name;  /* the path segment: "hosts" */
+        const char *table; /* the domain table */
+};
+
+/* The route table, in matching order. */
+const struct httpd_route *httpd_api_routes(size_t *ret_n);
