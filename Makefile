@@ -263,7 +263,7 @@ lint:
 	  --suppress=missingIncludeSystem \
 	  --library=tools/cppcheck-json-c.cfg \
 	  --suppress-xml=tools/cppcheck-suppressions.xml \
-	  --inline-suppr -Idaemons/lib/include daemons tests/lab/init
+	  --inline-suppr -Idaemons/lib/include daemons tests/lab/init tests/lab/pdusim
 
 format:
 	clang-format -i $(LIB_SRCS) $(wildcard daemons/lib/include/haven/*.h)

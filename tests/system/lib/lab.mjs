@@ -99,9 +99,13 @@ export function leftovers(pids = []) {
   return { netns, links, mounts, processes };
 }
 
-// Host PIDs of every process of every node, from `haven-lab status`.
+// Host PIDs of every process of every node, and of the lab's power strip
+// simulator, from `haven-lab status`.
 export function labProcesses() {
-  return status().nodes.flatMap((n) => n.processes.map((p) => p.pid));
+  const s = status();
+  const pids = s.nodes.flatMap((n) => n.processes.map((p) => p.pid));
+  if (s.pdu?.pid) pids.push(s.pdu.pid);
+  return pids;
 }
 
 export const NOTHING_LEFT = { netns: [], links: [], mounts: [], processes: [] };
