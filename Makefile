@@ -188,6 +188,9 @@ fuzz-fence-agent_EXTRA := daemons/fenced/fenced-agent.c
 fuzz-fence-agent_PKGS  := libxml-2.0
 fuzz-apc-answer_EXTRA  := daemons/fenced/fenced-apc.c
 fuzz-apc-answer_PKGS   := netsnmp
+fuzz-httpd_EXTRA := $(filter-out daemons/httpd/main.c,$(wildcard daemons/httpd/*.c))
+fuzz-httpd_PKGS  := libmicrohttpd libcrypt
+fuzz-httpd_LIBS  := -lwslay
 
 FUZZ_PKGS := $(LIB_PKGS) $(sort $(foreach t,$(FUZZ_NAMES),$($(t)_PKGS)))
 
