@@ -278,6 +278,8 @@ static int handle_device_test(struct fenced *f, struct haven_msg_conn *conn,
                         j->outlets[i] = strdup(json_object_get_string(o));
                 }
         }
+        if (!j->outlets)
+                j->outlets = calloc(1, sizeof(char *)); /* none: device only */
         if (!j->outlets) {
                 job_free(j);
                 return -ENOMEM;

@@ -324,16 +324,30 @@ const char *fenced_reply_error(struct json_object *reply,
         return "internal";
 }
 
+/* domaind takes at most this many characters of audit text. */
+#define AUDIT_MAX 256
+
 int fenced_submit(struct fenced *f, struct json_object *ops, const char *audit,
                   haven_msg_reply_t reply, void *userdata) {
         _cleanup_(json_object_putp) struct json_object *req =
                 json_object_new_object();
-        char actor[96];
+        char actor[96], cut[AUDIT_MAX + 1];
 
         if (!req)
                 return -ENOMEM;
         snprintf(actor, sizeof(actor), "fenced@%s",
                  f->node_name ? f->node_name : "?");
+        /* The whole sentence is in the request row; the audit entry gets
+         * its start (bytes are at least characters), cut on a UTF-8
+         * boundary. */
+        if (audit && strlen(audit) > AUDIT_MAX) {
+                size_t n = AUDIT_MAX - 3;
+
+                while (n > 0 && ((unsigned char) audit[n] & 0xC0) == 0x80)
+                        n--;
+                snprintf(cut, sizeof(cut), "%.*s...", (int) n, audit);
+                audit = cut;
+        }
         if (haven_json_add(req, "request", json_object_new_string("submit")) < 0 ||
             haven_json_add(req, "ops", json_object_get(ops)) < 0 ||
             haven_json_add(req, "actor", json_object_new_string(actor)) < 0 ||

@@ -103,6 +103,9 @@ struct fence_run *fence_run_free(struct fence_run *run) {
 static void run_note_failure(struct fence_run *run, const char *text) {
         char *joined;
 
+        /* A second round that fails the same way says nothing new. */
+        if (run->failures && strstr(run->failures, text))
+                return;
         if (asprintf(&joined, "%s%s%s", run->failures ?: "",
                      run->failures ? "; " : "", text) < 0)
                 return;

@@ -182,10 +182,10 @@ static void claim_record_on_reply(struct haven_msg_link *link, int error,
                          c->request_id, c->audit);
                 return claim_free(c);
         }
-        log_warning("Failed to record fence request %" PRId64 " (%s), "
-                    "retrying: %s",
+        log_warning("Failed to record fence request %" PRId64 " (%s: %s), "
+                    "retrying.",
                     c->request_id, error < 0 ? strerror(-error) : code,
-                    c->audit);
+                    error < 0 ? "" : message);
         r = haven_loop_add_timer(c->f->event, &c->timer, RECORD_RETRY_USEC, 0,
                                  claim_on_retry, c);
         if (r < 0)
