@@ -2,7 +2,7 @@
 /*
  * The native APC power strip driver (PowerNet-MIB over SNMP v1, v2c or v3):
  * one synchronous device operation per call, a JSON request in and a JSON
- * result out, run by `haven-fenced --device-op` in a short-lived child whose
+ * result out, run by haven-fence-apc (daemons/fence-apc) in a short-lived child whose
  * parent bounds it with its own timeout. Also the I/O-free pieces the driver
  * is made of (parameter validation, device identification, answer
  * interpretation, outlet resolution), callable alone by tests and fuzzers.

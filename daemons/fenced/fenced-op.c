@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * One action on one fence device, through its driver: the native APC
- * driver runs in a child process (`haven-fenced --device-op`, synchronous
- * net-snmp there, the parent's timeout as the backstop); a fence-agents
+ * driver runs in a child process (haven-fence-apc, synchronous net-snmp
+ * there, the parent's timeout as the backstop); a fence-agents
  * script runs once per outlet, all outlets at the same time. Owns the
  * children and the aggregation of their answers into one result.
  * Must not: decide what to fence (fenced-fence.c does), or block the loop.
@@ -20,11 +20,9 @@
 #include "haven/loop.h"
 
 #include "fenced-agent.h"
-#include "fenced-apc.h"
 #include "fenced.h"
 
 #define OP_STDOUT_MAX (256u * 1024u)
-#define REQUEST_MAX (64u * 1024u)
 
 struct op_child {
         struct fence_op *op;
@@ -162,7 +160,7 @@ static int apc_start(struct fence_op *op, char *const *outlets,
         _cleanup_(json_object_putp) struct json_object *req = NULL,
                                                        *list = NULL,
                                                        *parameters = NULL;
-        char *argv[] = {op->f->self_path, (char *) "--device-op", NULL};
+        char *argv[] = {op->f->apc_driver, NULL};
         struct haven_exec_options options = {
                 .timeout_usec = timeout_usec,
                 .max_output = OP_STDOUT_MAX,
@@ -216,44 +214,6 @@ static int apc_start(struct fence_op *op, char *const *outlets,
         if (r < 0)
                 return r;
         return 0;
-}
-
-/* The child side: stdin → apc_device_op → stdout. */
-int fence_op_device_main(void) {
-        _cleanup_(json_object_putp) struct json_object *request = NULL,
-                                                       *result = NULL;
-        _cleanup_free_ char *text = NULL;
-        size_t size = 0;
-        ssize_t n;
-        int r;
-
-        text = malloc(REQUEST_MAX + 1);
-        if (!text)
-                return 1;
-        while (size < REQUEST_MAX &&
-               (n = read(STDIN_FILENO, text + size, REQUEST_MAX - size)) != 0) {
-                if (n < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return 1;
-                }
-                size += (size_t) n;
-        }
-        text[size] = 0;
-        r = haven_json_parse(text, size, REQUEST_MAX, &request);
-        if (r < 0 || !json_object_is_type(request, json_type_object)) {
-                fprintf(stderr, "--device-op: the request is not a JSON object\n");
-                return 2;
-        }
-        r = apc_device_op(request, &result);
-        if (r < 0) {
-                fprintf(stderr, "--device-op: %s\n", strerror(-r));
-                return 1;
-        }
-        fputs(json_object_to_json_string_ext(result, JSON_C_TO_STRING_PLAIN),
-              stdout);
-        fputc('\n', stdout);
-        return fflush(stdout) == 0 ? 0 : 1;
 }
 
 /* ==== fence-agents ==== */

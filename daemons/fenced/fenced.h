@@ -128,10 +128,6 @@ int fence_op_start(struct fenced *f, const struct fence_device *d,
 struct fence_op *fence_op_free(struct fence_op *op);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct fence_op *, fence_op_free)
 
-/* The child side of the native driver: reads one request from stdin, writes
- * the result to stdout. Returns the process's exit status. */
-int fence_op_device_main(void);
-
 /* ==== A whole fence (fenced-fence.c) ==== */
 
 struct fence_run;
@@ -172,7 +168,7 @@ struct monitor_check; /* fenced-monitor.c: one device being checked */
 
 struct fenced {
         sd_event *event;
-        char *self_path; /* this executable, for --device-op children */
+        char *apc_driver; /* haven-fence-apc, next to this executable */
         char *socket_path;
         char *domain_socket;
         uint64_t monitor_interval_usec;

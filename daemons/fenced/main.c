@@ -4,9 +4,9 @@
  * lives in fenced-*.c (see fenced.h).
  *   haven-fenced [--socket PATH] [--domain-socket PATH]
  *                [--monitor-interval SECONDS] [--request-timeout SECONDS]
- *   haven-fenced --device-op   (the native driver's child: JSON in, JSON out)
  */
 #include <getopt.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,7 +24,8 @@ static void usage(void) {
                "  --domain-socket PATH      haven-domaind's socket (default %s)\n"
                "  --monitor-interval SECONDS  how often every device is checked (default %llu)\n"
                "  --request-timeout SECONDS how long one fence may take (default %llu)\n"
-               "  --device-op               run one native driver operation (stdin → stdout)\n",
+               "  --apc-driver PATH         the native APC driver (default: haven-fence-apc\n"
+               "                            next to this program)\n",
                FENCED_SOCKET_DEFAULT, FENCED_DOMAIN_SOCKET_DEFAULT,
                FENCED_MONITOR_INTERVAL_DEFAULT_USEC / 1000000ULL,
                FENCED_REQUEST_TIMEOUT_DEFAULT_USEC / 1000000ULL);
@@ -49,7 +50,7 @@ int main(int argc, char **argv) {
                 {"domain-socket", required_argument, NULL, 'd'},
                 {"monitor-interval", required_argument, NULL, 'm'},
                 {"request-timeout", required_argument, NULL, 't'},
-                {"device-op", no_argument, NULL, 'O'},
+                {"apc-driver", required_argument, NULL, 'A'},
                 {"help", no_argument, NULL, 'h'},
                 {},
         };
@@ -59,7 +60,7 @@ int main(int argc, char **argv) {
                 .monitor_interval_usec = FENCED_MONITOR_INTERVAL_DEFAULT_USEC,
                 .request_timeout_usec = FENCED_REQUEST_TIMEOUT_DEFAULT_USEC,
         };
-        bool device_op = false;
+        const char *apc_driver = NULL;
         int c, r;
 
         log_set_ident("haven-fenced");
@@ -85,8 +86,8 @@ int main(int argc, char **argv) {
                                 return 2;
                         }
                         break;
-                case 'O':
-                        device_op = true;
+                case 'A':
+                        apc_driver = optarg;
                         break;
                 case 'h':
                         usage();
@@ -99,15 +100,24 @@ int main(int argc, char **argv) {
                 usage();
                 return 2;
         }
-        if (device_op)
-                return fence_op_device_main();
-
         f.started_usec = haven_now_usec(CLOCK_REALTIME);
-        f.self_path = realpath("/proc/self/exe", NULL);
-        if (!f.self_path) {
-                log_error_errno(-errno, "Failed to find this program: %m");
+        if (apc_driver)
+                f.apc_driver = strdup(apc_driver);
+        else {
+                _cleanup_free_ char *self = realpath("/proc/self/exe", NULL);
+
+                if (!self || asprintf(&f.apc_driver, "%s/haven-fence-apc",
+                                      dirname(self)) < 0)
+                        f.apc_driver = NULL;
+        }
+        if (!f.apc_driver) {
+                log_error("Failed to find the native APC driver.");
                 return 1;
         }
+        if (access(f.apc_driver, X_OK) < 0)
+                log_warning_errno(-errno, "The native APC driver \"%s\" cannot run, "
+                                          "apc-snmp devices will fail: %m",
+                                  f.apc_driver);
 
         r = haven_loop_new(&f.event);
         if (r < 0) {
@@ -146,7 +156,7 @@ out:
         free(f.members);
         free(f.fencers);
         free(f.node_name);
-        free(f.self_path);
+        free(f.apc_driver);
         sd_event_unref(f.event);
         return r < 0 ? 1 : 0;
 }
