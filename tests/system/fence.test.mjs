@@ -264,6 +264,52 @@ describe('fencing, three nodes', { concurrency: false }, () => {
     await restore(3, [1, 2, 3]);
   });
 
+  test('reboot_switches_off_verifies_and_switches_on_again', async () => {
+    const before = initPid(3);
+    const r = havenctlTry(2, 'fence', 'node', 'node3', '--action', 'reboot');
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /done: node3 rebooted at .* by pdu1 outlet node3 \(level 1\), verified off, then on in \d+ ms/);
+    assert.equal(pduStatus().outlets[2].on, true);
+    await waitFor('node3 booted again', () => poweredOn(3) && initPid(3) !== before, { timeoutMs: 30_000 });
+    await waitFor('node3 back in the domain', () => converged([1, 2, 3]), { timeoutMs: 90_000, intervalMs: 500 });
+  });
+
+  test('manual_fencing_waits_for_an_administrator_and_records_who_confirmed', async () => {
+    const [o3] = await rows(1, 'fence_outlets', { node_id: 3 });
+    const r = await submit(1, [
+      insertOp('fence_devices', { name: 'by-hand', type: 'manual' }),
+      { op: 'update', table: 'fence_outlets', id: o3.id, values: { level: 2 } },
+      insertOp('fence_outlets', { node_id: 3, device_id: { ref: 0 }, outlet: 'rack-a', level: 1 }),
+    ]);
+    const id = await requestFence(1, 3);
+    const waiting = await waitFor('the request waits for a person', async () => {
+      const [row] = await rows(1, 'fence_requests', { id });
+      return row.result.startsWith('waiting for an administrator') && row;
+    }, { timeoutMs: 20_000, intervalMs: 200 });
+    assert.equal(waiting.state, 'running');
+    assert.equal(poweredOn(3), true, 'nothing is switched');
+    const alerts = await rows(1, 'alerts', { source: 'fencing', node: 'node3' });
+    assert.ok(alerts.some((a) => a.severity === 'warning' && a.message.startsWith('waiting for an administrator')));
+    // Still waiting a while later: manual fencing has no timeout.
+    await new Promise((res) => setTimeout(res, 3000));
+    assert.equal((await rows(1, 'fence_requests', { id }))[0].state, 'running');
+
+    const c = havenctlTry(2, 'fence', 'confirm', 'node3');
+    assert.equal(c.status, 0, c.stderr);
+    assert.match(c.stdout, /node3 confirmed off at \d{4}-\d\d-\d\d \d\d:\d\d:\d\d by havenctl:root \(manual fencing\)/);
+    const [done] = await rows(1, 'fence_requests', { id });
+    assert.equal(done.state, 'done');
+    const audit = await rows(1, 'audit');
+    assert.ok(audit.some((a) => a.actor === 'havenctl:root' && a.node === 'node2' && a.detail.startsWith('node3 confirmed off')));
+    const none = havenctlTry(2, 'fence', 'confirm', 'node3');
+    assert.equal(none.status, 1);
+    assert.match(none.stderr, /no open fence request for node3/);
+    await submit(1, [
+      { op: 'delete', table: 'fence_devices', id: r.results[0].id },
+      { op: 'update', table: 'fence_outlets', id: o3.id, values: { level: 1 } },
+    ]);
+  });
+
   test('an_unreachable_power_strip_fails_the_request_and_raises_an_alert', async () => {
     pduStop();
     try {
