@@ -40,6 +40,9 @@ static const struct ctl_table tables[] = {
         { "vm_disks", STRV("vm_disk"), false, false, NULL },
         { "vm_nics", STRV("vm_nic", "nic", "nics"), false, false, NULL },
         { "vm_cdroms", STRV("vm_cdrom", "cdrom", "cdroms"), false, false, NULL },
+        { "vm_placements", STRV("vm_placement", "placements", "placement"), false, false,
+          "placements are written by the VM manager" },
+        { "vm_commands", STRV("vm_command"), false, false, NULL },
         { "staged_changes", STRV("staged_change", "changes", "change"), false, false,
           "staged changes are made by add, set and delete, applied by "
           "\"havenctl activate\" and dropped by \"havenctl discard\"" },

@@ -288,6 +288,9 @@ static const char schema_v1[] =
         "  ON DELETE RESTRICT,"
         " description TEXT NOT NULL DEFAULT '' "
         LENGTH_CHECK("description", "1024") ","
+        " desired_state TEXT NOT NULL DEFAULT 'stopped' CONSTRAINT"
+        " \"desired_state: must be running or stopped\" CHECK (desired_state"
+        " IN ('running', 'stopped')),"
         " CONSTRAINT \"sticky_node_id: only a VM with ha sticky is bound to a"
         " node\" CHECK (sticky_node_id IS NULL OR ha = 'sticky')"
         ") STRICT;"
@@ -329,6 +332,57 @@ static const char schema_v1[] =
         " iso_path TEXT " PATH_CHECK("iso_path")
         ") STRICT;"
         "CREATE INDEX vm_cdroms_vm ON vm_cdroms (vm_id);"
+
+        /* The VM manager's decisions (daemons/vmd): where each VM is placed
+         * and why, so that a new manager continues where the old one
+         * stopped. Written by the manager only. */
+        "CREATE TABLE vm_placements ("
+        " id INTEGER PRIMARY KEY,"
+        " version INTEGER NOT NULL,"
+        " vm_id INTEGER NOT NULL UNIQUE REFERENCES vms (id) ON DELETE CASCADE,"
+        " node_id INTEGER " RANGE_CHECK("node_id", "1", "4294967295") ","
+        " state TEXT NOT NULL DEFAULT 'stopped' CONSTRAINT \"state: must be"
+        " stopped, starting, running, stopping, migrating, recovering,"
+        " waiting or failed\" CHECK (state IN ('stopped', 'starting',"
+        " 'running', 'stopping', 'migrating', 'recovering', 'waiting',"
+        " 'failed')),"
+        " target_node_id INTEGER "
+        RANGE_CHECK("target_node_id", "1", "4294967295") ","
+        " reason TEXT NOT NULL DEFAULT '' " LENGTH_CHECK("reason", "1024") ","
+        " restarts INTEGER NOT NULL DEFAULT 0 "
+        RANGE_CHECK("restarts", "0", "1000000") ","
+        " restart_window_start INTEGER NOT NULL DEFAULT 0 "
+        TIME_CHECK("restart_window_start") ","
+        " relocations INTEGER NOT NULL DEFAULT 0 "
+        RANGE_CHECK("relocations", "0", "1000000") ","
+        " generation INTEGER NOT NULL DEFAULT 0 "
+        RANGE_CHECK("generation", "0", "9223372036854775807") ","
+        " updated_at INTEGER NOT NULL DEFAULT 0 " TIME_CHECK("updated_at")
+        ") STRICT;"
+
+        /* One-shot requests for a VM (an administrator's migrate, reboot,
+         * reset, ...), carried out once by the manager or a node agent. */
+        "CREATE TABLE vm_commands ("
+        " id INTEGER PRIMARY KEY,"
+        " version INTEGER NOT NULL,"
+        " vm_id INTEGER NOT NULL REFERENCES vms (id) ON DELETE CASCADE,"
+        " command TEXT NOT NULL CONSTRAINT \"command: must be start, shutdown,"
+        " reboot, reset, poweroff, migrate or release\" CHECK (command IN"
+        " ('start', 'shutdown', 'reboot', 'reset', 'poweroff', 'migrate',"
+        " 'release')),"
+        " target_node_id INTEGER "
+        RANGE_CHECK("target_node_id", "1", "4294967295") ","
+        " state TEXT NOT NULL DEFAULT 'pending' CONSTRAINT \"state: must be"
+        " pending, running, done or failed\" CHECK (state IN ('pending',"
+        " 'running', 'done', 'failed')),"
+        " requested_by TEXT NOT NULL " LENGTH_CHECK("requested_by", "128") ","
+        " requested_at INTEGER NOT NULL " TIME_CHECK("requested_at") ","
+        " finished_at INTEGER " TIME_CHECK("finished_at") ","
+        " result TEXT NOT NULL DEFAULT '' " LENGTH_CHECK("result", "4096") ","
+        " CONSTRAINT \"target_node_id: migrate needs a target node\""
+        "  CHECK (command <> 'migrate' OR target_node_id IS NOT NULL)"
+        ") STRICT;"
+        "CREATE INDEX vm_commands_vm ON vm_commands (vm_id);"
 
         "CREATE TABLE staged_changes ("
         " id INTEGER PRIMARY KEY,"
@@ -404,7 +458,8 @@ const char *const schema_tables[] = {
         "hosts",         "infrastructure", "administrators",
         "fence_devices", "fence_outlets",  "fence_requests",
         "disks",         "vms",            "vm_disks",
-        "vm_nics",       "vm_cdroms",      "staged_changes",
+        "vm_nics",       "vm_cdroms",      "vm_placements",
+        "vm_commands",   "staged_changes",
         "jobs",          "job_log",        "audit",
         "alerts",        NULL,
 };
@@ -441,5 +496,7 @@ const struct schema_column_rule schema_column_rules[] = {
         {"jobs", "created_at", SCHEMA_VALUE_PLAIN, SCHEMA_FILL_TIME},
         {"job_log", "time", SCHEMA_VALUE_PLAIN, SCHEMA_FILL_TIME},
         {"alerts", "time", SCHEMA_VALUE_PLAIN, SCHEMA_FILL_TIME},
+        {"vm_commands", "requested_by", SCHEMA_VALUE_PLAIN, SCHEMA_FILL_ACTOR},
+        {"vm_commands", "requested_at", SCHEMA_VALUE_PLAIN, SCHEMA_FILL_TIME},
 };
 const size_t schema_column_rules_count = ELEMENTSOF(schema_column_rules);

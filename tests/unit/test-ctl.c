@@ -91,7 +91,7 @@ static void tables_are_found_by_name_alias_and_dashes(void **state) {
         size_t n;
         const struct ctl_table *all = ctl_tables(&n);
 
-        assert_int_equal(n, 19); /* every replicated table of the schema */
+        assert_int_equal(n, 21); /* every replicated table of the schema */
         assert_string_equal(ctl_table_find("vms")->name, "vms");
         assert_string_equal(ctl_table_find("vm")->name, "vms");
         assert_string_equal(ctl_table_find("fence-devices")->name, "fence_devices");
