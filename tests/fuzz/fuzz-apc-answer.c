@@ -25,18 +25,10 @@
 #include "haven/json.h"
 
 #include "../../daemons/fenced/fenced-apc.h"
+#include "fuzz-util.h"
 
 #define JSON_SIZE_MAX 3000u
 #define VARIABLES_MAX 64u /* variables of a built answer */
-
-#define check(expr)                                                            \
-        do {                                                                   \
-                if (!(expr)) {                                                 \
-                        fprintf(stderr, "%s:%d: broken promise: %s\n",         \
-                                __FILE__, __LINE__, #expr);                    \
-                        abort();                                               \
-                }                                                              \
-        } while (0)
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(netsnmp_pdu *, snmp_free_pdu)
 

@@ -24,15 +24,7 @@
 #include "haven/json.h"
 
 #include "../../daemons/fenced/fenced-agent.h"
-
-#define check(expr)                                                            \
-        do {                                                                   \
-                if (!(expr)) {                                                 \
-                        fprintf(stderr, "%s:%d: broken promise: %s\n",         \
-                                __FILE__, __LINE__, #expr);                    \
-                        abort();                                               \
-                }                                                              \
-        } while (0)
+#include "fuzz-util.h"
 
 /* Well-formed UTF-8 without C0/C1 controls or DEL (when !allow_newline;
  * otherwise LF is allowed too). */

@@ -16,18 +16,10 @@
 #include <stdint.h>
 
 #include "haven/json.h"
+#include "fuzz-util.h"
 
 /* Below libFuzzer's default -max_len (4096) so that -E2BIG is reached. */
 #define BODY_SIZE_MAX 3000u
-
-#define check(expr)                                                            \
-        do {                                                                   \
-                if (!(expr)) {                                                 \
-                        fprintf(stderr, "%s:%d: broken promise: %s\n",         \
-                                __FILE__, __LINE__, #expr);                    \
-                        abort();                                               \
-                }                                                              \
-        } while (0)
 
 static const char *const modes[] = {"on", "off", "auto", NULL};
 /* Long enough that "must be one of ..." is cut at the message size. */

@@ -19,6 +19,7 @@
 #include <sys/un.h>
 
 #include "haven/msg.h"
+#include "fuzz-util.h"
 
 /* Small, so that libFuzzer's default inputs (up to 4096 bytes) can hold
  * frames over the limit and several frames within it. */
@@ -26,15 +27,6 @@
 /* Loop iterations per input. Every step is driven by socket readiness, so
  * a connection that is not closed by then never will be. */
 #define ITERATIONS_MAX 10000u
-
-#define check(expr)                                                            \
-        do {                                                                   \
-                if (!(expr)) {                                                 \
-                        fprintf(stderr, "%s:%d: broken promise: %s\n",         \
-                                __FILE__, __LINE__, #expr);                    \
-                        abort();                                               \
-                }                                                              \
-        } while (0)
 
 static char dir[64];
 static char path[sizeof dir + 8];

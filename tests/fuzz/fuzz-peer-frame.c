@@ -19,17 +19,9 @@
 #include "haven/json.h"
 #include "haven/msg.h"
 #include "haven/peer.h"
+#include "fuzz-util.h"
 
 #define HEADER_SIZE 4u
-
-#define check(expr)                                                            \
-        do {                                                                   \
-                if (!(expr)) {                                                 \
-                        fprintf(stderr, "%s:%d: broken promise: %s\n",         \
-                                __FILE__, __LINE__, #expr);                    \
-                        abort();                                               \
-                }                                                              \
-        } while (0)
 
 static size_t announced(const uint8_t *p) {
         return (size_t) p[0] << 24 | (size_t) p[1] << 16 | (size_t) p[2] << 8 |
