@@ -438,27 +438,16 @@ static int request_row(struct ctl *c, int64_t id, struct json_object **ret_row) 
 /* Waits until request id is done or failed, printing its progress. */
 static int follow_request(struct ctl *c, int64_t id) {
         _cleanup_(haven_msg_client_freep) struct haven_msg_client *sub = NULL;
-        _cleanup_(json_object_putp) struct json_object *req = ctl_request_simple("subscribe"),
-                                                        *reply = NULL, *events = NULL;
         _cleanup_free_ char *last_result = NULL;
         uint64_t deadline = haven_deadline_usec(FENCE_WAIT_USEC);
-        int status, r;
+        int status;
 
-        events = json_object_new_array();
-        if (!req || !events ||
-            json_object_array_add(events, json_object_new_string("commit")) < 0 ||
-            haven_json_add(req, "events", TAKE_PTR(events)) < 0)
-                return ctl_fail(CTL_EXIT_FAILED, "out of memory");
-        status = ctl_connect_new(c, &sub);
+        /* Subscribe first: every change after this is announced. */
+        status = ctl_subscribe(c, (const char *const[]){"commit", NULL}, &sub);
         if (status != CTL_EXIT_OK)
                 return status;
-        r = haven_msg_client_call(sub, req, CTL_TIMEOUT_USEC, &reply);
-        if (r < 0)
-                return ctl_fail(CTL_EXIT_FAILED, "subscribing failed: %s", strerror(-r));
-
         for (;;) {
                 _cleanup_(json_object_putp) struct json_object *row = NULL;
-                struct json_object *event = NULL;
                 const char *state = "pending", *result = "";
 
                 status = request_row(c, id, &row);
@@ -481,14 +470,9 @@ static int follow_request(struct ctl *c, int64_t id) {
                         return ctl_fail(CTL_EXIT_FAILED,
                                         "fence request %" PRId64 " is still %s; stopped waiting",
                                         id, state);
-                r = haven_msg_client_recv(sub, FENCE_RECHECK_USEC, &event);
-                if (r < 0 && r != -ETIMEDOUT)
-                        return ctl_fail(CTL_EXIT_FAILED,
-                                        "lost the connection to haven-domaind: %s",
-                                        strerror(-r));
-                json_object_put(event);
-                while (haven_msg_client_recv(sub, 0, &event) >= 0)
-                        json_object_put(event);
+                status = ctl_wait_events(sub, FENCE_RECHECK_USEC);
+                if (status != CTL_EXIT_OK)
+                        return status;
         }
 }
 

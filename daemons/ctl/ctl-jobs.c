@@ -123,25 +123,27 @@ static int print_new_lines(struct ctl *c, int64_t id, int64_t *last_id) {
         return CTL_EXIT_OK;
 }
 
-static int subscribe(struct ctl *c, struct haven_msg_client **ret) {
+int ctl_subscribe(struct ctl *c, const char *const *events, struct haven_msg_client **ret) {
         _cleanup_(haven_msg_client_freep) struct haven_msg_client *sub = NULL;
         _cleanup_(json_object_putp) struct json_object *req = ctl_request_simple("subscribe"),
-                                                        *reply = NULL, *events = NULL;
+                                                        *reply = NULL, *list = NULL;
         struct json_object *error;
         int status, r;
 
-        events = json_object_new_array();
-        if (!req || !events ||
-            json_object_array_add(events, json_object_new_string("job-log")) < 0 ||
-            json_object_array_add(events, json_object_new_string("commit")) < 0 ||
-            haven_json_add(req, "events", TAKE_PTR(events)) < 0)
+        list = json_object_new_array();
+        if (!req || !list)
+                return ctl_fail(CTL_EXIT_FAILED, "out of memory");
+        for (size_t i = 0; events[i]; i++)
+                if (json_object_array_add(list, json_object_new_string(events[i])) < 0)
+                        return ctl_fail(CTL_EXIT_FAILED, "out of memory");
+        if (haven_json_add(req, "events", TAKE_PTR(list)) < 0)
                 return ctl_fail(CTL_EXIT_FAILED, "out of memory");
         status = ctl_connect_new(c, &sub);
         if (status != CTL_EXIT_OK)
                 return status;
         r = haven_msg_client_call(sub, req, CTL_TIMEOUT_USEC, &reply);
         if (r < 0)
-                return ctl_fail(CTL_EXIT_FAILED, "subscribing to job logs failed: %s",
+                return ctl_fail(CTL_EXIT_FAILED, "subscribing to haven-domaind's events failed: %s",
                                 strerror(-r));
         if (json_object_object_get_ex(reply, "error", &error)) {
                 _cleanup_free_ char *text = ctl_format_error(error);
@@ -151,13 +153,11 @@ static int subscribe(struct ctl *c, struct haven_msg_client **ret) {
         return CTL_EXIT_OK;
 }
 
-/* Waits for the next event (or FOLLOW_RECHECK_USEC), then drains what else
- * is queued: a burst of lines costs one re-read. */
-static int wait_for_events(struct haven_msg_client *sub) {
+int ctl_wait_events(struct haven_msg_client *sub, uint64_t timeout_usec) {
         struct json_object *event = NULL;
         int r;
 
-        r = haven_msg_client_recv(sub, FOLLOW_RECHECK_USEC, &event);
+        r = haven_msg_client_recv(sub, timeout_usec, &event);
         if (r == -ETIMEDOUT)
                 return CTL_EXIT_OK;
         if (r < 0)
@@ -193,7 +193,7 @@ int ctl_job_log(struct ctl *c, int argc, char **argv) {
         }
 
         /* Subscribe first: whatever is written after this is announced. */
-        status = subscribe(c, &sub);
+        status = ctl_subscribe(c, (const char *const[]){"job-log", "commit", NULL}, &sub);
         if (status != CTL_EXIT_OK)
                 return status;
         for (;;) {
@@ -207,7 +207,7 @@ int ctl_job_log(struct ctl *c, int argc, char **argv) {
                         return status;
                 if (!streq(state, "running"))
                         break;
-                status = wait_for_events(sub);
+                status = ctl_wait_events(sub, FOLLOW_RECHECK_USEC);
                 if (status != CTL_EXIT_OK)
                         return status;
         }

@@ -271,5 +271,13 @@ int ctl_status_add_fencing(struct json_object *status, struct json_object *entri
 
 /* ==== jobs (ctl-jobs.c) ==== */
 
+/* Subscribes a second connection to events (NULL-terminated names) and
+ * returns it in *ret. Returns as ctl_call. */
+int ctl_subscribe(struct ctl *c, const char *const *events, struct haven_msg_client **ret);
+/* Waits for the next event on sub (or timeout_usec), then drains what else
+ * is queued: a burst costs the caller one re-read. CTL_EXIT_OK, or
+ * CTL_EXIT_FAILED (printed) when the connection died. */
+int ctl_wait_events(struct haven_msg_client *sub, uint64_t timeout_usec);
+
 /* One job_log row as a line: "YYYY-MM-DD HH:MM:SS node source: line". */
 char *ctl_format_job_log_line(struct json_object *row);

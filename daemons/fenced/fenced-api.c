@@ -56,6 +56,19 @@ static void job_free(struct api_job *j) {
         free(j);
 }
 
+/* A job answering on conn with tag (both referenced), or NULL. */
+static struct api_job *job_new(struct fenced *f, struct haven_msg_conn *conn,
+                               struct json_object *tag) {
+        struct api_job *j = calloc(1, sizeof(*j));
+
+        if (!j)
+                return NULL;
+        j->f = f;
+        j->conn = haven_msg_conn_ref(conn);
+        j->tag = json_object_get(tag);
+        return j;
+}
+
 static int reply_send(struct haven_msg_conn *conn, struct json_object *tag,
                       struct json_object *reply) {
         if (tag && haven_json_add(reply, "tag", json_object_get(tag)) < 0)
@@ -210,12 +223,9 @@ static int handle_device_test(struct fenced *f, struct haven_msg_conn *conn,
         struct json_object *v;
         int r;
 
-        j = calloc(1, sizeof(*j));
+        j = job_new(f, conn, tag);
         if (!j)
                 return -ENOMEM;
-        j->f = f;
-        j->conn = haven_msg_conn_ref(conn);
-        j->tag = json_object_get(tag);
 
         if (json_object_object_get_ex(msg, "device", &v)) {
                 const struct fence_device *d =
@@ -395,12 +405,9 @@ static int handle_node_check(struct fenced *f, struct haven_msg_conn *conn,
                 return reply_error(conn, tag, "not-found", "node",
                                    "no such node");
 
-        j = calloc(1, sizeof(*j));
+        j = job_new(f, conn, tag);
         if (!j)
                 return -ENOMEM;
-        j->f = f;
-        j->conn = haven_msg_conn_ref(conn);
-        j->tag = json_object_get(tag);
         j->node = strdup(node->name);
         j->parts = json_object_new_array();
         j->ops = calloc(MAX(c->n_outlets, 1u), sizeof(*j->ops));
@@ -533,12 +540,9 @@ static int handle_agent_metadata(struct fenced *f, struct haven_msg_conn *conn,
         if (!fence_agent_name_is_valid(agent))
                 return reply_error(conn, tag, "invalid", "agent",
                                    "not a fence agent name (fence_...)");
-        j = calloc(1, sizeof(*j));
+        j = job_new(f, conn, tag);
         if (!j)
                 return -ENOMEM;
-        j->f = f;
-        j->conn = haven_msg_conn_ref(conn);
-        j->tag = json_object_get(tag);
         r = fence_agent_metadata_load_async(f->event, agent,
                                             METADATA_TIMEOUT_USEC,
                                             metadata_done, j, NULL);

@@ -149,11 +149,18 @@ static int claim_on_retry(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* Tries to record the outcome again in a while (no quorum, domaind gone);
+ * a claim that cannot even wait is dropped (the request then expires). */
+static void claim_retry_later(struct fence_claim *c) {
+        if (haven_loop_add_timer(c->f->event, &c->timer, RECORD_RETRY_USEC, 0,
+                                 claim_on_retry, c) < 0)
+                claim_free(c);
+}
+
 static void claim_record_on_reply(struct haven_msg_link *link, int error,
                                   struct json_object *reply, void *userdata) {
         struct fence_claim *c = userdata;
         const char *code = "", *message = "";
-        int r;
 
         c->record_in_flight = false;
         if (error >= 0)
@@ -186,10 +193,7 @@ static void claim_record_on_reply(struct haven_msg_link *link, int error,
                     "retrying.",
                     c->request_id, error < 0 ? strerror(-error) : code,
                     error < 0 ? "" : message);
-        r = haven_loop_add_timer(c->f->event, &c->timer, RECORD_RETRY_USEC, 0,
-                                 claim_on_retry, c);
-        if (r < 0)
-                claim_free(c);
+        claim_retry_later(c);
 }
 
 static void claim_record(struct fence_claim *c) {
@@ -197,26 +201,15 @@ static void claim_record(struct fence_claim *c) {
 
         if (c->record_in_flight || !c->record_ops)
                 return;
-        if (!haven_msg_link_connected(c->f->domain)) {
-                r = haven_loop_add_timer(c->f->event, &c->timer,
-                                         RECORD_RETRY_USEC, 0, claim_on_retry,
-                                         c);
-                if (r < 0)
-                        claim_free(c);
-                return;
-        }
+        if (!haven_msg_link_connected(c->f->domain))
+                return claim_retry_later(c);
         r = fenced_submit(c->f, c->record_ops, c->audit, claim_record_on_reply,
                           c);
         if (r < 0) {
                 (void) log_warning_errno(r, "Failed to record fence request "
                                             "%" PRId64 ": %m",
                                          c->request_id);
-                r = haven_loop_add_timer(c->f->event, &c->timer,
-                                         RECORD_RETRY_USEC, 0, claim_on_retry,
-                                         c);
-                if (r < 0)
-                        claim_free(c);
-                return;
+                return claim_retry_later(c);
         }
         c->record_in_flight = true;
 }
