@@ -17,6 +17,7 @@
 #include "haven/db.h"
 #include "haven/json.h"
 #include "haven/log.h"
+#include "haven/text.h"
 
 #include "domaind-schema.h"
 #include "domaind-store.h"
@@ -26,7 +27,6 @@
 #define STORE_AUDIT_DETAIL_MAX 1024 /* bytes of an audit row's detail */
 #define STORE_CASCADE_DEPTH_MAX 8   /* the schema's longest cascade is 2 */
 #define STORE_JSON_TEXT_MAX (16u * 1024 * 1024) /* a stored JSON column */
-#define SHOWN_MAX 48 /* bytes of an outside string in a message */
 /* Columns of a table: a write's column set is a 64-bit mask (the widest
  * table, vms, has 14). */
 #define STORE_COLUMNS_MAX 64
@@ -183,43 +183,6 @@ static int strbuf_take(struct strbuf *b, char **ret) {
 static void strbuf_done(struct strbuf *b) {
         free(b->data);
         *b = (struct strbuf){};
-}
-
-/* Copies s into buf for a message: at most SHOWN_MAX bytes, cut on a UTF-8
- * boundary with "..." when cut, control characters, quotes and backslashes
- * replaced by '?'. Returns buf. */
-static const char *shown(const char *s, char buf[static SHOWN_MAX + 4]) {
-        size_t n = strlen(s), k = n;
-
-        if (k > SHOWN_MAX) {
-                k = SHOWN_MAX;
-                while (k > 0 && ((unsigned char) s[k] & 0xC0) == 0x80)
-                        k--;
-        }
-        for (size_t i = 0; i < k; i++) {
-                unsigned char c = (unsigned char) s[i];
-                buf[i] = c < 0x20 || c == 0x7f || c == '"' || c == '\\'
-                                 ? '?'
-                                 : (char) c;
-        }
-        strcpy(buf + k, k < n ? "..." : "");
-        return buf;
-}
-
-/* Copies s into buf[size] (size > 3), cut on a UTF-8 boundary and ending
- * with "..." when it does not fit. */
-static void copy_truncated(char *buf, size_t size, const char *s) {
-        size_t n = strlen(s), k;
-
-        if (n < size) {
-                memcpy(buf, s, n + 1);
-                return;
-        }
-        k = size - 4;
-        while (k > 0 && ((unsigned char) s[k] & 0xC0) == 0x80)
-                k--;
-        memcpy(buf, s, k);
-        strcpy(buf + k, "...");
 }
 
 /* The int64 value of a JSON integer; false for anything else, also for an
@@ -484,12 +447,12 @@ static int row_fetch(struct store *s, const struct store_table *t, int64_t id,
 /* "vms \"web1\"" when the row has a name, else "vms 5": for messages. */
 static void row_describe(const struct store_table *t, sqlite3_stmt *row,
                          char *buf, size_t size) {
-        char name[SHOWN_MAX + 4];
+        char name[HAVEN_TEXT_SHOWN_MAX + 4];
 
         if (t->name_column >= 0 &&
             sqlite3_column_type(row, (int) t->name_column) == SQLITE_TEXT)
                 (void) snprintf(buf, size, "%s \"%s\"", t->name,
-                                shown((const char *) sqlite3_column_text(
+                                haven_text_shown((const char *) sqlite3_column_text(
                                               row, (int) t->name_column),
                                       name));
         else
@@ -1140,7 +1103,7 @@ static int values_check(const struct store_table *t, struct json_object *values,
         for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
                 const char *key = json_object_iter_peek_name(&it);
                 const struct store_column *c;
-                char name[SHOWN_MAX + 4];
+                char name[HAVEN_TEXT_SHOWN_MAX + 4];
 
                 if (streq(key, "id") || streq(key, "version"))
                         return set_error(e, -EINVAL, "invalid", key,
@@ -1151,7 +1114,7 @@ static int values_check(const struct store_table *t, struct json_object *values,
                 if (!c)
                         return set_error(e, -EINVAL, "invalid", NULL,
                                          "%s has no column \"%s\"", t->name,
-                                         shown(key, name));
+                                         haven_text_shown(key, name));
                 r = value_check(t, c, json_object_iter_peek_value(&it), ops,
                                 index, e);
                 if (r < 0)
@@ -1171,7 +1134,7 @@ static int op_parse(struct store *s, struct json_object *json, bool inner,
         struct op *op = ops + index;
         struct haven_json_error je;
         const char *kind_name, *table_name;
-        char name[SHOWN_MAX + 4];
+        char name[HAVEN_TEXT_SHOWN_MAX + 4];
         struct store_table *t;
         enum op_kind kind;
         int r;
@@ -1190,7 +1153,7 @@ static int op_parse(struct store *s, struct json_object *json, bool inner,
         kind = op_kind_from_string(kind_name);
         if (kind < 0)
                 return set_error(e, -EINVAL, "invalid", "op",
-                                 "unknown op \"%s\"", shown(kind_name, name));
+                                 "unknown op \"%s\"", haven_text_shown(kind_name, name));
         if (inner && kind >= OP_STAGE)
                 return set_error(e, -EINVAL, "invalid", "op",
                                  "a staged change cannot %s", kind_name);
@@ -1228,7 +1191,7 @@ static int op_parse(struct store *s, struct json_object *json, bool inner,
         if (!t)
                 return set_error(e, -EINVAL, "invalid", "table",
                                  "unknown table \"%s\"",
-                                 shown(table_name, name));
+                                 haven_text_shown(table_name, name));
         if ((kind == OP_INSERT && (t->flags & SCHEMA_NO_INSERT)) ||
             (kind == OP_UPDATE && (t->flags & SCHEMA_NO_UPDATE)) ||
             (kind == OP_DELETE && (t->flags & SCHEMA_NO_DELETE)))
@@ -1615,7 +1578,7 @@ static const struct store_column *message_column(const struct store_table *t,
  * when one can be named; anything else is internal. */
 static int write_failed(struct apply *a, const struct store_table *t,
                         const struct op *op, const struct op *ops, int rc) {
-        char message[256], shown_value[SHOWN_MAX + 4];
+        char message[256], shown_value[HAVEN_TEXT_SHOWN_MAX + 4];
         const struct store_column *c;
         const char *p;
         int ext;
@@ -1688,7 +1651,7 @@ static int write_failed(struct apply *a, const struct store_table *t,
                                 a->error, -EINVAL, "invalid", c->name,
                                 "%s: the %s \"%s\" is already used", t->name,
                                 c->name,
-                                shown(json_object_get_string(v), shown_value));
+                                haven_text_shown(json_object_get_string(v), shown_value));
                 if (json_object_is_type(v, json_type_int))
                         return set_error(
                                 a->error, -EINVAL, "invalid", c->name,
@@ -1758,7 +1721,7 @@ static int exec_insert(struct apply *a, const struct op *op,
 static int row_for_change(struct apply *a, const struct op *op,
                           sqlite3_stmt **ret_row) {
         _cleanup_(stmt_releasep) sqlite3_stmt *row = NULL;
-        char what[SHOWN_MAX + 80];
+        char what[HAVEN_TEXT_SHOWN_MAX + 80];
         int64_t version;
         int r;
 
@@ -1902,7 +1865,7 @@ static int delete_children(struct apply *a, struct store_fk *fk,
 static int delete_row(struct apply *a, const struct store_table *t, int64_t id,
                       unsigned depth) {
         _cleanup_(stmt_releasep) sqlite3_stmt *row = NULL, *stmt = NULL;
-        char what[SHOWN_MAX + 80];
+        char what[HAVEN_TEXT_SHOWN_MAX + 80];
         uint64_t h;
         int rc, r;
 
@@ -2047,7 +2010,7 @@ static void staged_free_many(struct staged *c, size_t n) {
 static int activate_one(struct apply *a, const struct staged *c) {
         _cleanup_(json_object_putp) struct json_object *json = NULL;
         _cleanup_free_ struct op *ops = NULL;
-        char summary[SHOWN_MAX + 4], op_part[SHOWN_MAX + 8] = "";
+        char summary[HAVEN_TEXT_SHOWN_MAX + 4], op_part[HAVEN_TEXT_SHOWN_MAX + 8] = "";
         size_t n;
         int r;
 
@@ -2065,7 +2028,7 @@ static int activate_one(struct apply *a, const struct staged *c) {
 
         if (c->summary[0])
                 (void) snprintf(op_part, sizeof op_part, " (\"%s\")",
-                                shown(c->summary, summary));
+                                haven_text_shown(c->summary, summary));
         if (a->error->op_index >= 0)
                 error_prefix(a->error,
                              "staged change %" PRIi64 "%s, op %d: ", c->id,
@@ -2265,14 +2228,14 @@ static int audit_write(struct apply *a, const struct op *ops, size_t n) {
         int r;
 
         if (a->tx->audit && a->tx->audit[0])
-                copy_truncated(detail, sizeof detail, a->tx->audit);
+                haven_text_copy_cut(detail, sizeof detail, a->tx->audit);
         else {
                 char *summary = NULL;
 
                 r = audit_summary(ops, n, &summary);
                 if (r < 0)
                         return internal_error(a, r, "writing the audit log");
-                copy_truncated(detail, sizeof detail, summary);
+                haven_text_copy_cut(detail, sizeof detail, summary);
                 free(summary);
         }
         (void) snprintf(action, sizeof action, "%s%s%s",

@@ -21,12 +21,12 @@
 
 #include "haven/json.h"
 #include "haven/log.h"
+#include "haven/text.h"
 #include "haven/loop.h"
 
 #include "fenced-apc.h"
 
 #define APC_GET_CHUNK 16 /* variables in one GET */
-#define SHOWN_MAX 48     /* bytes of an outside string in a message */
 #define ADDRESS_LENGTH_MAX 253
 #define COMMUNITY_LENGTH_MAX 64
 #define USERNAME_LENGTH_MAX 32 /* SnmpAdminString of a USM user */
@@ -151,27 +151,6 @@ const char *apc_state_to_string(enum apc_state state) {
 
 /* ==== Strings ==== */
 
-/* Copies s into buf for a message: at most SHOWN_MAX bytes, cut on a UTF-8
- * boundary with "..." when cut, control characters, quotes and backslashes
- * replaced by '?'. Returns buf. */
-static const char *shown(const char *s, char buf[static SHOWN_MAX + 4]) {
-        size_t n = strlen(s), k = n;
-
-        if (k > SHOWN_MAX) {
-                k = SHOWN_MAX;
-                while (k > 0 && ((unsigned char) s[k] & 0xC0) == 0x80)
-                        k--;
-        }
-        for (size_t i = 0; i < k; i++) {
-                unsigned char c = (unsigned char) s[i];
-
-                buf[i] = c < 0x20 || c == 0x7f || c == '"' || c == '\\'
-                                 ? '?'
-                                 : (char) c;
-        }
-        strcpy(buf + k, k < n ? "..." : "");
-        return buf;
-}
 
 /* The length of the valid UTF-8 sequence at s[0..n) (1 to 4), or 0 when
  * s does not start one (overlong forms, surrogates and code points beyond
@@ -420,7 +399,7 @@ static int check_object(struct json_object *obj,
                         const char *what, struct check_error *error) {
         struct json_object_iterator it, end;
         struct haven_json_error e;
-        char buf[SHOWN_MAX + 4];
+        char buf[HAVEN_TEXT_SHOWN_MAX + 4];
 
         it = json_object_iter_begin(obj);
         end = json_object_iter_end(obj);
@@ -429,7 +408,7 @@ static int check_object(struct json_object *obj,
 
                 if (!policy_find(policy, n, key))
                         return check_fail(error, key, "unknown %s \"%s\"", what,
-                                          shown(key, buf));
+                                          haven_text_shown(key, buf));
         }
         if (haven_json_check(obj, policy, n, &e) < 0)
                 return check_fail(error, e.field, "%s \"%s\" %s", what,
@@ -1050,8 +1029,8 @@ static uint64_t op_request_ms(const struct apc_op *op) {
  * one on the first request after it a key the device cannot use. */
 static int op_fail_snmp(struct apc_op *op, int library_error, bool set,
                         const char *doing) {
-        char buf[SHOWN_MAX + 4], time[32];
-        const char *user = op->p.username ? shown(op->p.username, buf) : "";
+        char buf[HAVEN_TEXT_SHOWN_MAX + 4], time[32];
+        const char *user = op->p.username ? haven_text_shown(op->p.username, buf) : "";
 
         switch (library_error) {
         case SNMPERR_TIMEOUT:
@@ -1541,7 +1520,7 @@ static int op_read_all_names(struct apc_op *op) {
  * to label them. Returns 0, -EIO or -ENOMEM. */
 static int op_resolve(struct apc_op *op) {
         _cleanup_free_ unsigned *indices = NULL;
-        char buf[SHOWN_MAX + 4];
+        char buf[HAVEN_TEXT_SHOWN_MAX + 4];
         bool need_names = false;
         int r;
 
@@ -1563,7 +1542,7 @@ static int op_resolve(struct apc_op *op) {
 
         for (size_t i = 0; i < op->n_outlets; i++) {
                 struct apc_outlet *o = op->outlets + i;
-                const char *outlet = shown(o->outlet, buf);
+                const char *outlet = haven_text_shown(o->outlet, buf);
 
                 r = apc_outlet_resolve(o->outlet, op->outlet_count, op->names,
                                        &o->index);
@@ -1683,7 +1662,7 @@ static int op_command(struct apc_op *op, unsigned index,
         long value = target == APC_STATE_ON ? op->table->command_on
                                             : op->table->command_off;
         oid name[MAX_OID_LEN];
-        char doing[128], buf[SHOWN_MAX + 4];
+        char doing[128], buf[HAVEN_TEXT_SHOWN_MAX + 4];
         size_t length = command->length;
         int r;
 
@@ -1709,7 +1688,7 @@ static int op_command(struct apc_op *op, unsigned index,
                 return op_fail(op, "auth", "username",
                                "the device at %s refused to switch outlet %u "
                                "(has SNMPv3 user \"%s\" write access?)",
-                               op->location, index, shown(op->p.username, buf));
+                               op->location, index, haven_text_shown(op->p.username, buf));
         }
         return r;
 }
@@ -1828,7 +1807,7 @@ static int op_switch(struct apc_op *op, enum apc_state target) {
  * -EIO (bad-parameter recorded). */
 static int op_address(struct apc_op *op, const char *address) {
         unsigned char buf[sizeof(struct in6_addr)];
-        char shown_buf[SHOWN_MAX + 4];
+        char shown_buf[HAVEN_TEXT_SHOWN_MAX + 4];
         bool host =
                 address[0] != '\0' && address[0] != '-' && address[0] != '.';
 
@@ -1854,7 +1833,7 @@ static int op_address(struct apc_op *op, const char *address) {
         if (!host)
                 return op_fail(op, "bad-parameter", "address",
                                "\"%s\" is not an IP address or host name",
-                               shown(address, shown_buf));
+                               haven_text_shown(address, shown_buf));
         snprintf(op->peer, sizeof op->peer, "udp:%s:%u", address, op->p.port);
         snprintf(op->location, sizeof op->location, "%s:%u", address,
                  op->p.port);

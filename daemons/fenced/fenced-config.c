@@ -20,6 +20,7 @@
 #include "haven/json.h"
 #include "haven/log.h"
 #include "haven/loop.h"
+#include "haven/text.h"
 
 #include "fenced.h"
 
@@ -341,11 +342,7 @@ int fenced_submit(struct fenced *f, struct json_object *ops, const char *audit,
          * its start (bytes are at least characters), cut on a UTF-8
          * boundary. */
         if (audit && strlen(audit) > AUDIT_MAX) {
-                size_t n = AUDIT_MAX - 3;
-
-                while (n > 0 && ((unsigned char) audit[n] & 0xC0) == 0x80)
-                        n--;
-                snprintf(cut, sizeof(cut), "%.*s...", (int) n, audit);
+                haven_text_copy_cut(cut, sizeof(cut), audit);
                 audit = cut;
         }
         if (haven_json_add(req, "request", json_object_new_string("submit")) < 0 ||

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 
 #include "haven/json.h"
+#include "haven/text.h"
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct json_tokener *, json_tokener_free)
 
@@ -280,32 +281,6 @@ struct json_object *haven_json_string_or_null(const char *s) {
 
 /* ==== Field policy ==== */
 
-/* Longest key quoted in a message (bytes): "unknown field" stays readable
- * and fits in haven_json_error.message whatever the client sent. */
-#define KEY_SHOWN_MAX 48
-
-/* Copies key into buf for a message: at most KEY_SHOWN_MAX bytes cut on a
- * UTF-8 boundary with "..." appended when cut, control characters, quotes and
- * backslashes replaced by '?' so that the message is safe to log. */
-static void key_for_message(const char *key,
-                            char buf[static KEY_SHOWN_MAX + 4]) {
-        size_t n = strlen(key), k = n;
-
-        if (k > KEY_SHOWN_MAX) {
-                k = KEY_SHOWN_MAX;
-                while (k > 0 && ((unsigned char) key[k] & 0xC0) == 0x80)
-                        k--;
-        }
-        for (size_t i = 0; i < k; i++) {
-                unsigned char c = key[i];
-
-                buf[i] = c < 0x20 || c == 0x7f || c == '"' || c == '\\'
-                                 ? '?'
-                                 : (char) c;
-        }
-        strcpy(buf + k, k < n ? "..." : "");
-}
-
 /* Fills *error (if not NULL) with field and the formatted message. Returns
  * -EINVAL. */
 _printf_(3, 4) static int policy_error(struct haven_json_error *error,
@@ -483,13 +458,13 @@ int haven_json_check(struct json_object *obj,
         end = json_object_iter_end(obj);
         for (; !json_object_iter_equal(&it, &end); json_object_iter_next(&it)) {
                 const char *key = json_object_iter_peek_name(&it);
-                char shown[KEY_SHOWN_MAX + 4];
+                char shown[HAVEN_TEXT_SHOWN_MAX + 4];
 
                 if (policy_find(policy, n, key))
                         continue;
                 /* No field: the key lives in obj, which the caller may
                  * free before it reports the error. */
-                key_for_message(key, shown);
+                haven_text_shown(key, shown);
                 return policy_error(ret_error, NULL, "unknown field \"%s\"",
                                     shown);
         }

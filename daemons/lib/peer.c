@@ -9,6 +9,7 @@
  * verify certificates against a CA (fingerprints are the caller's), or log
  * above debug.
  */
+#include <arpa/inet.h>
 #include <assert.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -278,6 +279,8 @@ struct haven_peer_credentials {
         unsigned n_ref;
         gnutls_certificate_credentials_t certificate;
         uint8_t fingerprint[SHA256_SIZE];
+        /* The same certificate and key as PEM text, for exports. */
+        gnutls_datum_t cert_pem, key_pem;
 };
 
 static struct haven_peer_credentials *
@@ -296,6 +299,8 @@ haven_peer_credentials_free(struct haven_peer_credentials *c) {
                 return NULL;
         if (c->certificate)
                 gnutls_certificate_free_credentials(c->certificate);
+        datum_wipe_free(&c->cert_pem);
+        datum_wipe_free(&c->key_pem);
         free(c);
         return NULL;
 }
@@ -418,12 +423,12 @@ static int file_write_atomic(int dir_fd, const char *name,
         return 0;
 }
 
-static int key_load(int dir_fd, gnutls_x509_privkey_t *ret) {
+static int key_load(int dir_fd, const char *name, gnutls_x509_privkey_t *ret) {
         _cleanup_(gnutls_x509_privkey_deinitp) gnutls_x509_privkey_t key = NULL;
         gnutls_datum_t pem = {};
         int r;
 
-        r = file_read(dir_fd, HAVEN_PEER_KEY_FILE, &pem);
+        r = file_read(dir_fd, name, &pem);
         if (r < 0)
                 return r;
         r = gnutls_x509_privkey_init(&key);
@@ -454,7 +459,7 @@ static int key_generate(gnutls_x509_privkey_t *ret) {
         return 0;
 }
 
-static int key_save(int dir_fd, gnutls_x509_privkey_t key) {
+static int key_save(int dir_fd, const char *name, gnutls_x509_privkey_t key) {
         gnutls_datum_t pem = {};
         int r;
 
@@ -462,17 +467,17 @@ static int key_save(int dir_fd, gnutls_x509_privkey_t key) {
                                               GNUTLS_PKCS_PLAIN, &pem);
         if (r < 0)
                 return crypto_error(r);
-        r = file_write_atomic(dir_fd, HAVEN_PEER_KEY_FILE, &pem, 0600);
+        r = file_write_atomic(dir_fd, name, &pem, 0600);
         datum_wipe_free(&pem);
         return r;
 }
 
-static int crt_load(int dir_fd, gnutls_x509_crt_t *ret) {
+static int crt_load(int dir_fd, const char *name, gnutls_x509_crt_t *ret) {
         _cleanup_(gnutls_x509_crt_deinitp) gnutls_x509_crt_t crt = NULL;
         gnutls_datum_t pem = {};
         int r;
 
-        r = file_read(dir_fd, HAVEN_PEER_CERT_FILE, &pem);
+        r = file_read(dir_fd, name, &pem);
         if (r < 0)
                 return r;
         r = gnutls_x509_crt_init(&crt);
@@ -496,9 +501,37 @@ static void common_name(char buf[static COMMON_NAME_MAX + 1]) {
         snprintf(buf, COMMON_NAME_MAX + 1, "%s", host);
 }
 
+/* Adds each of sans to crt: IP literals as IP addresses, anything else as
+ * a DNS name. */
+static int crt_add_sans(gnutls_x509_crt_t crt, const char *const *sans) {
+        for (const char *const *s = sans; s && *s; s++) {
+                unsigned char address[sizeof(struct in6_addr)];
+                int r;
+
+                if (inet_pton(AF_INET, *s, address) == 1)
+                        r = gnutls_x509_crt_set_subject_alt_name(
+                                crt, GNUTLS_SAN_IPADDRESS, address, 4,
+                                GNUTLS_FSAN_APPEND);
+                else if (inet_pton(AF_INET6, *s, address) == 1)
+                        r = gnutls_x509_crt_set_subject_alt_name(
+                                crt, GNUTLS_SAN_IPADDRESS, address, 16,
+                                GNUTLS_FSAN_APPEND);
+                else if (**s)
+                        r = gnutls_x509_crt_set_subject_alt_name(
+                                crt, GNUTLS_SAN_DNSNAME, *s,
+                                (unsigned) strlen(*s), GNUTLS_FSAN_APPEND);
+                else
+                        return -EINVAL;
+                if (r < 0)
+                        return crypto_error(r);
+        }
+        return 0;
+}
+
 /* A self-signed certificate for key: X.509 v3, random serial, CN = host
- * name, not a CA, for TLS servers and clients. */
-static int crt_generate(gnutls_x509_privkey_t key, gnutls_x509_crt_t *ret) {
+ * name, the given SANs, not a CA, for TLS servers and clients. */
+static int crt_generate(gnutls_x509_privkey_t key, const char *const *sans,
+                        gnutls_x509_crt_t *ret) {
         _cleanup_(gnutls_x509_crt_deinitp) gnutls_x509_crt_t crt = NULL;
         char name[COMMON_NAME_MAX + 1];
         uint8_t serial[16], key_id[64];
@@ -547,8 +580,12 @@ static int crt_generate(gnutls_x509_privkey_t key, gnutls_x509_crt_t *ret) {
         if (r >= 0)
                 r = gnutls_x509_crt_set_subject_key_id(crt, key_id,
                                                        key_id_size);
-        if (r >= 0)
-                r = gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0);
+        if (r < 0)
+                return crypto_error(r);
+        r = crt_add_sans(crt, sans);
+        if (r < 0)
+                return r;
+        r = gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0);
         if (r < 0)
                 return crypto_error(r);
 
@@ -556,14 +593,14 @@ static int crt_generate(gnutls_x509_privkey_t key, gnutls_x509_crt_t *ret) {
         return 0;
 }
 
-static int crt_save(int dir_fd, gnutls_x509_crt_t crt) {
+static int crt_save(int dir_fd, const char *name, gnutls_x509_crt_t crt) {
         gnutls_datum_t pem = {};
         int r;
 
         r = gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &pem);
         if (r < 0)
                 return crypto_error(r);
-        r = file_write_atomic(dir_fd, HAVEN_PEER_CERT_FILE, &pem, 0644);
+        r = file_write_atomic(dir_fd, name, &pem, 0644);
         datum_wipe_free(&pem);
         return r;
 }
@@ -622,16 +659,98 @@ static int credentials_new(gnutls_x509_crt_t crt, gnutls_x509_privkey_t key,
         c->n_ref = 1;
         c->certificate = certificate;
         memcpy(c->fingerprint, fingerprint, SHA256_SIZE);
+        r = gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &c->cert_pem);
+        if (r >= 0)
+                r = gnutls_x509_privkey_export2_pkcs8(key, GNUTLS_X509_FMT_PEM,
+                                                      NULL, GNUTLS_PKCS_PLAIN,
+                                                      &c->key_pem);
+        if (r < 0) {
+                haven_peer_credentials_free(c);
+                return crypto_error(r);
+        }
         *ret = c;
         return 0;
 }
 
-int haven_peer_credentials_load_or_create(const char *dir,
-                                          struct haven_peer_credentials **ret) {
+/* Splits path into its directory (opened) and its last component. Returns
+ * the directory's fd and *ret_name (pointing into path), or a negative
+ * errno. */
+static int path_split(const char *path, const char **ret_name) {
+        const char *slash = strrchr(path, '/');
+        _cleanup_free_ char *dir = NULL;
+        int fd;
+
+        if (!slash) {
+                *ret_name = path;
+                fd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        } else {
+                *ret_name = slash + 1;
+                dir = slash == path ? strdup("/")
+                                    : strndup(path, (size_t) (slash - path));
+                if (!dir)
+                        return -ENOMEM;
+                fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        }
+        if (fd < 0)
+                return -errno;
+        if (**ret_name == '\0' || streq(*ret_name, ".") ||
+            streq(*ret_name, "..")) {
+                safe_close(fd);
+                return -EINVAL;
+        }
+        return fd;
+}
+
+/* The files' contract, in two directories (which may be one). */
+static int load_or_create(int cert_dir, const char *cert_name, int key_dir,
+                          const char *key_name, const char *const *sans,
+                          struct haven_peer_credentials **ret) {
         _cleanup_(gnutls_x509_privkey_deinitp) gnutls_x509_privkey_t key = NULL;
         _cleanup_(gnutls_x509_crt_deinitp) gnutls_x509_crt_t crt = NULL;
-        _cleanup_close_ int dir_fd = -1;
         int r;
+
+        r = key_load(key_dir, key_name, &key);
+        if (r == -ENOENT) {
+                /* Certificate first: should we stop before the key is in
+                 * place, the next call starts over. */
+                r = key_generate(&key);
+                if (r >= 0)
+                        r = crt_generate(key, sans, &crt);
+                if (r >= 0)
+                        r = crt_save(cert_dir, cert_name, crt);
+                if (r >= 0)
+                        r = key_save(key_dir, key_name, key);
+                if (r < 0)
+                        return r;
+                log_debug("Peer credentials \"%s\": created", cert_name);
+        } else if (r < 0)
+                return r;
+        else {
+                r = crt_load(cert_dir, cert_name, &crt);
+                if (r == -ENOENT) {
+                        r = crt_generate(key, sans, &crt);
+                        if (r >= 0)
+                                r = crt_save(cert_dir, cert_name, crt);
+                        if (r < 0)
+                                return r;
+                        log_debug("Peer credentials \"%s\": new certificate "
+                                  "for the existing key",
+                                  cert_name);
+                } else if (r < 0)
+                        return r;
+                else {
+                        r = crt_check_key(crt, key);
+                        if (r < 0)
+                                return r;
+                }
+        }
+
+        return credentials_new(crt, key, ret);
+}
+
+int haven_peer_credentials_load_or_create(const char *dir,
+                                          struct haven_peer_credentials **ret) {
+        _cleanup_close_ int dir_fd = -1;
 
         assert(dir);
         assert(ret);
@@ -643,44 +762,122 @@ int haven_peer_credentials_load_or_create(const char *dir,
         dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dir_fd < 0)
                 return -errno;
+        return load_or_create(dir_fd, HAVEN_PEER_CERT_FILE, dir_fd,
+                              HAVEN_PEER_KEY_FILE, NULL, ret);
+}
 
-        r = key_load(dir_fd, &key);
-        if (r == -ENOENT) {
-                /* Certificate first: should we stop before the key is in
-                 * place, the next call starts over. */
-                r = key_generate(&key);
-                if (r >= 0)
-                        r = crt_generate(key, &crt);
-                if (r >= 0)
-                        r = crt_save(dir_fd, crt);
-                if (r >= 0)
-                        r = key_save(dir_fd, key);
-                if (r < 0)
-                        return r;
-                log_debug("Peer credentials in \"%s\": created", dir);
-        } else if (r < 0)
-                return r;
-        else {
-                r = crt_load(dir_fd, &crt);
-                if (r == -ENOENT) {
-                        r = crt_generate(key, &crt);
-                        if (r >= 0)
-                                r = crt_save(dir_fd, crt);
-                        if (r < 0)
-                                return r;
-                        log_debug("Peer credentials in \"%s\": new "
-                                  "certificate for the existing key",
-                                  dir);
-                } else if (r < 0)
-                        return r;
-                else {
-                        r = crt_check_key(crt, key);
-                        if (r < 0)
-                                return r;
-                }
+int haven_peer_credentials_load_or_create_files(
+        const char *cert_path, const char *key_path, const char *const *sans,
+        struct haven_peer_credentials **ret) {
+        _cleanup_close_ int cert_dir = -1, key_dir = -1;
+        const char *cert_name, *key_name;
+
+        assert(cert_path);
+        assert(key_path);
+        assert(ret);
+
+        if (streq(cert_path, key_path))
+                return -EINVAL;
+        cert_dir = path_split(cert_path, &cert_name);
+        if (cert_dir < 0)
+                return cert_dir;
+        key_dir = path_split(key_path, &key_name);
+        if (key_dir < 0)
+                return key_dir;
+        return load_or_create(cert_dir, cert_name, key_dir, key_name, sans,
+                              ret);
+}
+
+int haven_peer_credentials_export_pem(const struct haven_peer_credentials *c,
+                                      char **ret_cert_pem, char **ret_key_pem) {
+        _cleanup_free_ char *cert = NULL;
+        char *key = NULL;
+
+        assert(c);
+        if (ret_cert_pem) {
+                cert = strndup((const char *) c->cert_pem.data,
+                               c->cert_pem.size);
+                if (!cert)
+                        return -ENOMEM;
         }
+        if (ret_key_pem) {
+                key = malloc(c->key_pem.size + 1);
+                if (!key)
+                        return -ENOMEM;
+                memcpy(key, c->key_pem.data, c->key_pem.size);
+                key[c->key_pem.size] = '\0';
+                *ret_key_pem = key;
+        }
+        if (ret_cert_pem)
+                *ret_cert_pem = TAKE_PTR(cert);
+        return 0;
+}
 
+int haven_peer_credentials_from_pem(const char *cert_pem, const char *key_pem,
+                                    uint64_t now_sec,
+                                    struct haven_peer_credentials **ret) {
+        _cleanup_(gnutls_x509_privkey_deinitp) gnutls_x509_privkey_t key = NULL;
+        _cleanup_(gnutls_x509_crt_deinitp) gnutls_x509_crt_t crt = NULL;
+        gnutls_datum_t cert = {.data = (unsigned char *) cert_pem,
+                               .size = (unsigned) strlen(cert_pem)},
+                       k = {.data = (unsigned char *) key_pem,
+                            .size = (unsigned) strlen(key_pem)};
+        time_t activation, expiration;
+        int r;
+
+        assert(cert_pem);
+        assert(key_pem);
+        assert(ret);
+
+        if (cert.size > CREDENTIALS_FILE_MAX || k.size > CREDENTIALS_FILE_MAX)
+                return -EFBIG;
+        r = gnutls_x509_crt_init(&crt);
+        if (r < 0)
+                return crypto_error(r);
+        r = gnutls_x509_crt_import(crt, &cert, GNUTLS_X509_FMT_PEM);
+        if (r < 0)
+                return parse_error(r);
+        r = gnutls_x509_privkey_init(&key);
+        if (r < 0)
+                return crypto_error(r);
+        r = gnutls_x509_privkey_import2(key, &k, GNUTLS_X509_FMT_PEM, NULL,
+                                        GNUTLS_PKCS_PLAIN);
+        if (r < 0)
+                return parse_error(r);
+        r = crt_check_key(crt, key);
+        if (r < 0)
+                return r;
+        activation = gnutls_x509_crt_get_activation_time(crt);
+        expiration = gnutls_x509_crt_get_expiration_time(crt);
+        if (activation == (time_t) -1 || expiration == (time_t) -1)
+                return -EBADMSG;
+        if ((uint64_t) activation > now_sec || (uint64_t) expiration < now_sec)
+                return -EKEYEXPIRED;
         return credentials_new(crt, key, ret);
+}
+
+int haven_peer_credentials_save(const struct haven_peer_credentials *c,
+                                const char *cert_path, const char *key_path) {
+        _cleanup_close_ int cert_dir = -1, key_dir = -1;
+        const char *cert_name, *key_name;
+        int r;
+
+        assert(c);
+        if (streq(cert_path, key_path))
+                return -EINVAL;
+        cert_dir = path_split(cert_path, &cert_name);
+        if (cert_dir < 0)
+                return cert_dir;
+        key_dir = path_split(key_path, &key_name);
+        if (key_dir < 0)
+                return key_dir;
+        /* The key first here: a crash in between leaves the new key with
+         * the old certificate, which the next load refuses (mismatch)
+         * rather than silently using the old pair. */
+        r = file_write_atomic(key_dir, key_name, &c->key_pem, 0600);
+        if (r >= 0)
+                r = file_write_atomic(cert_dir, cert_name, &c->cert_pem, 0644);
+        return r;
 }
 
 /* ==== Server ==== */

@@ -68,6 +68,34 @@ struct haven_peer_credentials;
  * negative errno (-EACCES, -ENOENT for a missing parent of dir, ...). */
 int haven_peer_credentials_load_or_create(const char *dir,
                                           struct haven_peer_credentials **ret);
+/* The same contract for explicit file names (the HTTPS certificate of
+ * haven-httpd, ...): cert_path and key_path (their directories must exist;
+ * they may differ), and the subject alternative names of a new
+ * certificate: sans (NULL-terminated, may be NULL), each an IP literal
+ * (an IP SAN) or a DNS name. Returns as haven_peer_credentials_load_or_
+ * create(), and -EINVAL for the same path twice or an empty SAN. */
+int haven_peer_credentials_load_or_create_files(
+        const char *cert_path, const char *key_path, const char *const *sans,
+        struct haven_peer_credentials **ret);
+/* Credentials from PEM texts given by someone (an administrator replacing
+ * a certificate), checked: both parse (-EBADMSG), the certificate holds
+ * the key's public key (-EKEYREJECTED), and it is valid at now_sec
+ * (seconds since 1970: not before its activation, not after its
+ * expiration; -EKEYEXPIRED), each at most 64 KiB (-EFBIG). Returns 0 and
+ * *ret. */
+int haven_peer_credentials_from_pem(const char *cert_pem, const char *key_pem,
+                                    uint64_t now_sec,
+                                    struct haven_peer_credentials **ret);
+/* Writes c's certificate (0644) and key (0600) to the files, each
+ * atomically (temporary file, fsync, rename, directory fsync), the key
+ * first. Returns 0 or a negative errno. */
+int haven_peer_credentials_save(const struct haven_peer_credentials *c,
+                                const char *cert_path, const char *key_path);
+/* The certificate and the key as PEM text (PKCS#8 for the key): new
+ * NUL-terminated strings (either pointer may be NULL to skip it; the
+ * caller frees, wiping the key). Returns 0 or -ENOMEM. */
+int haven_peer_credentials_export_pem(const struct haven_peer_credentials *c,
+                                      char **ret_cert_pem, char **ret_key_pem);
 /* Drops the caller's reference; servers made with the credentials hold
  * their own, so freeing right after haven_peer_server_new() is fine.
  * Returns NULL. NULL ok. */
