@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "domaind-schema.h"
 #include "domaind.h"
 #include "haven/db.h"
 #include "haven/json.h"
@@ -309,6 +310,28 @@ static struct json_object *commit_event(struct json_object *ops, const char *act
         return ev;
 }
 
+/* After a snapshot replaced the content: every table may have changed, so
+ * subscribers hear of all of them ("snapshot": true). */
+static void emit_snapshot_commit(struct domain *d, struct member from) {
+        _cleanup_(json_object_putp) struct json_object *ev = json_object_new_object();
+        struct json_object *tables = json_object_new_array();
+        char actor[32];
+
+        snprintf(actor, sizeof actor, "snapshot from node %u", from.node_id);
+        for (size_t i = 0; tables && schema_tables[i]; i++)
+                json_object_array_add(tables, json_object_new_string(schema_tables[i]));
+        if (!ev || !tables) {
+                json_object_put(tables);
+                return;
+        }
+        haven_json_add(ev, "event", json_object_new_string("commit"));
+        haven_json_add(ev, "version", json_object_new_int64((int64_t) store_version(d->store)));
+        haven_json_add(ev, "tables", tables);
+        haven_json_add(ev, "actor", json_object_new_string(actor));
+        haven_json_add(ev, "snapshot", json_object_new_boolean(true));
+        api_emit(d, SUBSCRIBE_COMMIT, ev);
+}
+
 static void deliver_tx(struct domain *d, struct member from, struct json_object *h) {
         struct store_error error = { .op_index = -1 };
         struct json_object *ops = NULL, *result = NULL;
@@ -583,11 +606,13 @@ static void deliver_snapshot(struct domain *d, struct member from, struct json_o
         r = store_restore(d->store, snap);
         stream_quorate_forget(d);
         sync_batch_begin(d);
-        if (r < 0)
+        if (r < 0) {
                 log_error_errno(r, "Failed to take the snapshot from node %u: %m", from.node_id);
-        else
-                log_info("Took the content of node %u: version %" PRIu64, from.node_id,
-                         store_version(d->store));
+                return;
+        }
+        log_info("Took the content of node %u: version %" PRIu64, from.node_id,
+                 store_version(d->store));
+        emit_snapshot_commit(d, from);
 }
 
 void status_publish_own(struct domain *d) {

@@ -20,7 +20,7 @@
 #include "haven/json.h"
 #include "haven/log.h"
 #include "haven/loop.h"
-#include "haven/text.h"
+#include "haven/domain.h"
 
 #include "fenced.h"
 
@@ -308,403 +308,97 @@ int fence_device_from_json(struct json_object *definition,
         return fence_device_copy(&d, ret);
 }
 
-/* ==== Talking to domaind ==== */
+/* ==== The domain ==== */
+
+static const char *const watched_tables[] = {
+        "nodes", "fence_devices", "fence_outlets", "fence_requests", NULL,
+};
+static const char *const watched_prefixes[] = {FENCED_STATUS_KEY, NULL};
 
 const char *fenced_reply_error(struct json_object *reply,
                                const char **ret_message) {
-        struct json_object *error, *v;
-
-        if (ret_message)
-                *ret_message = "";
-        if (!json_object_object_get_ex(reply, "error", &error))
-                return "";
-        if (ret_message && json_object_object_get_ex(error, "message", &v))
-                *ret_message = json_object_get_string(v);
-        if (json_object_object_get_ex(error, "code", &v))
-                return json_object_get_string(v);
-        return "internal";
+        return haven_domain_reply_error(reply, ret_message);
 }
-
-/* domaind takes at most this many characters of audit text. */
-#define AUDIT_MAX 256
 
 int fenced_submit(struct fenced *f, struct json_object *ops, const char *audit,
                   haven_msg_reply_t reply, void *userdata) {
-        _cleanup_(json_object_putp) struct json_object *req =
-                json_object_new_object();
-        char actor[96], cut[AUDIT_MAX + 1];
-
-        if (!req)
-                return -ENOMEM;
-        snprintf(actor, sizeof(actor), "fenced@%s",
-                 f->node_name ? f->node_name : "?");
-        /* The whole sentence is in the request row; the audit entry gets
-         * its start (bytes are at least characters), cut on a UTF-8
-         * boundary. */
-        if (audit && strlen(audit) > AUDIT_MAX) {
-                haven_text_copy_cut(cut, sizeof(cut), audit);
-                audit = cut;
-        }
-        if (haven_json_add(req, "request", json_object_new_string("submit")) < 0 ||
-            haven_json_add(req, "ops", json_object_get(ops)) < 0 ||
-            haven_json_add(req, "actor", json_object_new_string(actor)) < 0 ||
-            (audit && haven_json_add(req, "audit",
-                                     json_object_new_string(audit)) < 0))
-                return -ENOMEM;
-        return haven_msg_link_call(f->domain, req, FENCED_CALL_TIMEOUT_USEC,
-                                   reply, userdata, NULL);
-}
-
-static int call_simple(struct fenced *f, struct json_object *req,
-                       haven_msg_reply_t reply) {
-        _cleanup_(json_object_putp) struct json_object *owned = req;
-
-        if (!owned)
-                return -ENOMEM;
-        return haven_msg_link_call(f->domain, owned, FENCED_CALL_TIMEOUT_USEC,
-                                   reply, f, NULL);
-}
-
-static struct json_object *request_new(const char *name) {
-        struct json_object *req = json_object_new_object();
-
-        if (req && haven_json_add(req, "request", json_object_new_string(name)) < 0) {
-                json_object_put(req);
-                return NULL;
-        }
-        return req;
+        return haven_domain_submit(f->domain, json_object_get(ops), audit,
+                                   reply, userdata);
 }
 
 bool fenced_is_member(const struct fenced *f, uint32_t node_id) {
-        for (size_t i = 0; i < f->n_members; i++)
-                if (f->members[i] == node_id)
+        return haven_domain_is_member(f->domain, node_id);
+}
+
+bool fenced_is_fencer(const struct fenced *f, uint32_t node_id) {
+        struct json_object *entries = haven_domain_entries(f->domain);
+
+        for (size_t i = 0; i < json_object_array_length(entries); i++) {
+                struct json_object *e = json_object_array_get_idx(entries, i);
+                int64_t node;
+
+                if (row_int(e, "node", &node) && (uint32_t) node == node_id)
                         return true;
+        }
         return false;
 }
 
-static int id_list_set(uint32_t **list, size_t *n, struct json_object *ids) {
-        size_t count = json_object_array_length(ids);
-        uint32_t *l = calloc(MAX(count, 1u), sizeof(uint32_t));
-        size_t k = 0;
+/* Who we are: from domaind's status, whenever it changes. */
+static void identity_update(struct fenced *f) {
+        struct json_object *status = haven_domain_status(f->domain);
+        const char *name = status ? row_string(status, "node_name") : NULL;
+        char actor[96];
 
-        if (!l)
-                return -ENOMEM;
-        for (size_t i = 0; i < count; i++) {
-                struct json_object *v = json_object_array_get_idx(ids, i);
-
-                if (json_object_is_type(v, json_type_int))
-                        l[k++] = (uint32_t) json_object_get_int64(v);
-        }
-        free(*list);
-        *list = l;
-        *n = k;
-        return 0;
-}
-
-static void id_list_put(uint32_t **list, size_t *n, uint32_t id, bool present) {
-        size_t i;
-
-        for (i = 0; i < *n; i++)
-                if ((*list)[i] == id)
-                        break;
-        if (present && i == *n) {
-                uint32_t *l = reallocarray(*list, *n + 1, sizeof(uint32_t));
-
-                if (!l)
-                        return;
-                l[(*n)++] = id;
-                *list = l;
-        } else if (!present && i < *n)
-                (*list)[i] = (*list)[--*n];
-}
-
-/* ==== Reloading the configuration ==== */
-
-struct reload {
-        struct fenced *f;
-        struct json_object *rows[3];
-        unsigned next;
-};
-
-static const char *const reload_tables[] = {"nodes", "fence_devices",
-                                            "fence_outlets"};
-
-static void reload_step(struct reload *rl);
-
-static void reload_end(struct reload *rl, int r) {
-        struct fenced *f = rl->f;
-
-        for (unsigned i = 0; i < ELEMENTSOF(rl->rows); i++)
-                json_object_put(rl->rows[i]);
-        free(rl);
-        f->reload_running = false;
-        if (r < 0)
-                (void) log_warning_errno(r, "Failed to read the fencing "
-                                            "configuration, retrying on the "
-                                            "next change: %m");
-        if (f->reload_again) {
-                f->reload_again = false;
-                fenced_reload(f);
-                return;
-        }
-        if (r >= 0) {
-                fenced_monitor_publish(f);
-                fenced_requests_check(f);
+        f->node_id = haven_domain_node_id(f->domain);
+        if (name && (!f->node_name || !streq(name, f->node_name))) {
+                free(f->node_name);
+                f->node_name = strdup(name);
+                snprintf(actor, sizeof(actor), "fenced@%s", name);
+                haven_domain_set_actor(f->domain, actor);
         }
 }
 
-static void reload_on_reply(struct haven_msg_link *link, int error,
-                            struct json_object *reply, void *userdata) {
-        struct reload *rl = userdata;
-        struct json_object *rows;
-
-        if (error < 0)
-                return reload_end(rl, error);
-        if (!json_object_object_get_ex(reply, "rows", &rows) ||
-            !json_object_is_type(rows, json_type_array))
-                return reload_end(rl, -EBADMSG);
-        rl->rows[rl->next++] = json_object_get(rows);
-        reload_step(rl);
-}
-
-static void reload_step(struct reload *rl) {
-        struct fenced *f = rl->f;
-        _cleanup_(json_object_putp) struct json_object *req = NULL;
-        struct fence_config *c = NULL;
-        int r;
-
-        if (rl->next < ELEMENTSOF(reload_tables)) {
-                req = request_new("query");
-                if (!req || haven_json_add(req, "table",
-                                           json_object_new_string(
-                                                   reload_tables[rl->next])) < 0)
-                        return reload_end(rl, -ENOMEM);
-                r = haven_msg_link_call(f->domain, req,
-                                        FENCED_CALL_TIMEOUT_USEC,
-                                        reload_on_reply, rl, NULL);
-                if (r < 0)
-                        reload_end(rl, r);
-                return;
-        }
-
-        r = fence_config_from_rows(rl->rows[0], rl->rows[1], rl->rows[2], &c);
-        if (r >= 0) {
-                fence_config_free(f->config);
-                f->config = c;
-                log_debug("Fencing configuration: %zu devices, %zu outlets, "
-                          "%zu nodes",
-                          c->n_devices, c->n_outlets, c->n_nodes);
-        }
-        reload_end(rl, r);
-}
-
-void fenced_reload(struct fenced *f) {
-        struct reload *rl;
-
-        if (!haven_msg_link_connected(f->domain))
-                return;
-        if (f->reload_running) {
-                f->reload_again = true;
-                return;
-        }
-        rl = calloc(1, sizeof(*rl));
-        if (!rl)
-                { log_error("Out of memory."); return; }
-        rl->f = f;
-        f->reload_running = true;
-        reload_step(rl);
-}
-
-/* ==== Status, membership, events ==== */
-
-static void status_read_on_reply(struct haven_msg_link *link, int error,
-                                 struct json_object *reply, void *userdata) {
+static void on_change(struct haven_domain *d, unsigned what, void *userdata) {
         struct fenced *f = userdata;
-        struct json_object *entries, *v;
 
-        if (error < 0 || !json_object_object_get_ex(reply, "entries", &entries) ||
-            !json_object_is_type(entries, json_type_array))
-                return;
-        free(f->fencers);
-        f->fencers = NULL;
-        f->n_fencers = 0;
-        for (size_t i = 0; i < json_object_array_length(entries); i++) {
-                struct json_object *e = json_object_array_get_idx(entries, i);
-                const char *key = row_string(e, "key");
+        if (what & HAVEN_DOMAIN_LINK)
+                log_info("haven-domaind %s.", haven_domain_ready(d)
+                                                      ? "connected"
+                                                      : "link changed");
+        if (what & HAVEN_DOMAIN_STATUS)
+                identity_update(f);
+        if (what & HAVEN_DOMAIN_TABLES) {
+                struct fence_config *c = NULL;
+                int r;
 
-                if (key && streq(key, FENCED_STATUS_KEY) &&
-                    json_object_object_get_ex(e, "node", &v))
-                        id_list_put(&f->fencers, &f->n_fencers,
-                                    (uint32_t) json_object_get_int64(v), true);
+                r = fence_config_from_rows(haven_domain_rows(d, "nodes"),
+                                           haven_domain_rows(d, "fence_devices"),
+                                           haven_domain_rows(d, "fence_outlets"),
+                                           &c);
+                if (r < 0)
+                        (void) log_warning_errno(r, "Failed to read the fencing "
+                                                    "configuration: %m");
+                else {
+                        fence_config_free(f->config);
+                        f->config = c;
+                }
         }
+        if (what & (HAVEN_DOMAIN_TABLES | HAVEN_DOMAIN_STATUS))
+                fenced_monitor_publish(f);
         fenced_requests_check(f);
 }
 
-static void status_on_reply(struct haven_msg_link *link, int error,
-                            struct json_object *reply, void *userdata) {
-        struct fenced *f = userdata;
-        _cleanup_(json_object_putp) struct json_object *ids = NULL;
-        struct json_object *members, *v;
-        int64_t id = 0;
-        const char *name;
-        int r;
-
-        if (error < 0) {
-                (void) log_warning_errno(error, "haven-domaind's status did "
-                                                "not arrive: %m");
-                return;
-        }
-        f->have_status = true;
-        (void) row_int(reply, "node_id", &id);
-        name = row_string(reply, "node_name");
-        if ((uint32_t) id != f->node_id || (name && (!f->node_name ||
-                                                     !streq(name, f->node_name)))) {
-                f->node_id = (uint32_t) id;
-                free(f->node_name);
-                f->node_name = name ? strdup(name) : NULL;
-        }
-        f->quorate = json_object_object_get_ex(reply, "quorate", &v) &&
-                     json_object_get_boolean(v);
-
-        ids = json_object_new_array();
-        if (!ids)
-                { log_error("Out of memory."); return; }
-        if (json_object_object_get_ex(reply, "members", &members))
-                for (size_t i = 0; i < json_object_array_length(members); i++) {
-                        struct json_object *m =
-                                json_object_array_get_idx(members, i);
-                        struct json_object *online, *mid;
-
-                        if (json_object_object_get_ex(m, "online", &online) &&
-                            json_object_get_boolean(online) &&
-                            json_object_object_get_ex(m, "id", &mid))
-                                (void) json_object_array_add(
-                                        ids, json_object_get(mid));
-                }
-        r = id_list_set(&f->members, &f->n_members, ids);
-        if (r < 0)
-                { log_error("Out of memory."); return; }
-
-        fenced_reload(f);
-        {
-                _cleanup_(json_object_putp) struct json_object *req =
-                        request_new("status-read");
-
-                if (req && haven_json_add(req, "prefix", json_object_new_string(
-                                                                 FENCED_STATUS_KEY)) >= 0)
-                        (void) call_simple(f, TAKE_PTR(req), status_read_on_reply);
-        }
-}
-
-static void request_status(struct fenced *f) {
-        int r = call_simple(f, request_new("status"), status_on_reply);
-
-        if (r < 0)
-                (void) log_warning_errno(r, "Failed to ask haven-domaind for "
-                                            "its status: %m");
-}
-
-static bool tables_touch(struct json_object *tables, const char *const *names) {
-        for (size_t i = 0; i < json_object_array_length(tables); i++) {
-                const char *t = json_object_get_string(
-                        json_object_array_get_idx(tables, i));
-
-                for (size_t k = 0; names[k]; k++)
-                        if (t && streq(t, names[k]))
-                                return true;
-        }
-        return false;
-}
-
-static void on_event(struct haven_msg_link *link, struct json_object *event,
-                     void *userdata) {
-        static const char *const config_tables[] = {
-                "nodes", "fence_devices", "fence_outlets", "cluster", NULL};
-        static const char *const request_tables[] = {"fence_requests", NULL};
-        struct fenced *f = userdata;
-        const char *kind = row_string(event, "event");
-        struct json_object *v;
-
-        if (!kind)
-                return;
-        if (streq(kind, "commit")) {
-                if (!json_object_object_get_ex(event, "tables", &v))
-                        return;
-                if (tables_touch(v, config_tables)) {
-                        if (!f->node_id)
-                                request_status(f);
-                        fenced_reload(f);
-                } else if (tables_touch(v, request_tables))
-                        fenced_requests_check(f);
-        } else if (streq(kind, "membership")) {
-                if (json_object_object_get_ex(event, "members", &v))
-                        (void) id_list_set(&f->members, &f->n_members, v);
-                f->quorate = json_object_object_get_ex(event, "quorate", &v) &&
-                             json_object_get_boolean(v);
-                /* A new cluster, a join, or a removal changes who we are. */
-                if (!f->node_id || !fenced_is_member(f, f->node_id))
-                        request_status(f);
-                fenced_requests_check(f);
-        } else if (streq(kind, "status")) {
-                const char *key = row_string(event, "key");
-                int64_t node;
-
-                if (!key || !streq(key, FENCED_STATUS_KEY) ||
-                    !row_int(event, "node", &node))
-                        return;
-                id_list_put(&f->fencers, &f->n_fencers, (uint32_t) node,
-                            json_object_object_get_ex(event, "value", &v) &&
-                                    !json_object_is_type(v, json_type_null));
-                fenced_requests_check(f);
-        }
-}
-
-static void subscribe_on_reply(struct haven_msg_link *link, int error,
-                               struct json_object *reply, void *userdata) {
-        const char *message;
-
-        if (error < 0 || *fenced_reply_error(reply, &message))
-                log_warning("Failed to subscribe to haven-domaind's events: "
-                            "%s",
-                            error < 0 ? strerror(-error) : message);
-}
-
-static void on_state(struct haven_msg_link *link, bool connected,
-                     void *userdata) {
-        struct fenced *f = userdata;
-        _cleanup_(json_object_putp) struct json_object *req = NULL, *events = NULL;
-
-        if (!connected) {
-                log_info("Lost haven-domaind, reconnecting.");
-                f->n_members = 0;
-                f->quorate = false;
-                f->reload_running = false;
-                return;
-        }
-        log_info("Connected to haven-domaind.");
-        req = request_new("subscribe");
-        events = json_object_new_array();
-        if (!req || !events ||
-            json_object_array_add(events, json_object_new_string("commit")) < 0 ||
-            json_object_array_add(events, json_object_new_string("membership")) < 0 ||
-            json_object_array_add(events, json_object_new_string("status")) < 0 ||
-            haven_json_add(req, "events", TAKE_PTR(events)) < 0)
-                { log_error("Out of memory."); return; }
-        if (haven_msg_link_call(f->domain, req, FENCED_CALL_TIMEOUT_USEC,
-                                subscribe_on_reply, f, NULL) < 0)
-                log_warning("Failed to subscribe to haven-domaind's events.");
-        request_status(f);
-}
-
 int fenced_domain_connect(struct fenced *f) {
-        struct haven_msg_link_config config = {
-                .path = f->domain_socket,
-                .on_event = on_event,
-                .on_state = on_state,
+        struct haven_domain_config config = {
+                .socket_path = f->domain_socket,
+                .actor = "fenced",
+                .tables = watched_tables,
+                .status_prefixes = watched_prefixes,
+                .on_change = on_change,
                 .userdata = f,
         };
 
-        return haven_msg_link_new(f->event, &config, &f->domain);
+        return haven_domain_new(f->event, &config, &f->domain);
 }
 
 void fenced_format_time(uint64_t usec, char buf[static 32]) {

@@ -103,23 +103,14 @@ bool fenced_monitor_node_ok(struct fenced *f, uint32_t node_id,
         return false;
 }
 
-static void publish_on_reply(struct haven_msg_link *link, int error,
-                             struct json_object *reply, void *userdata) {
-        const char *message;
-
-        if (error < 0 || *fenced_reply_error(reply, &message))
-                log_debug("Failed to publish the fencing status.");
-}
-
 void fenced_monitor_publish(struct fenced *f) {
-        _cleanup_(json_object_putp) struct json_object *req =
-                json_object_new_object(), *value = json_object_new_object(),
-                *nodes = json_object_new_object();
+        _cleanup_(json_object_putp) struct json_object *value =
+                json_object_new_object(), *nodes = json_object_new_object();
         int r;
 
-        if (!haven_msg_link_connected(f->domain) || !f->node_id)
+        if (!haven_domain_connected(f->domain) || !f->node_id)
                 return;
-        if (!req || !value || !nodes)
+        if (!value || !nodes)
                 return (void) log_error("Out of memory.");
 
         for (size_t i = 0; f->config && i < f->config->n_nodes; i++) {
@@ -139,14 +130,9 @@ void fenced_monitor_publish(struct fenced *f) {
         if (haven_json_add(value, "devices",
                            f->device_health ? json_object_get(f->device_health)
                                             : json_object_new_object()) < 0 ||
-            haven_json_add(value, "nodes", TAKE_PTR(nodes)) < 0 ||
-            haven_json_add(req, "request",
-                           json_object_new_string("status-publish")) < 0 ||
-            haven_json_add(req, "key", json_object_new_string(FENCED_STATUS_KEY)) < 0 ||
-            haven_json_add(req, "value", TAKE_PTR(value)) < 0)
+            haven_json_add(value, "nodes", TAKE_PTR(nodes)) < 0)
                 return (void) log_error("Out of memory.");
-        r = haven_msg_link_call(f->domain, req, FENCED_CALL_TIMEOUT_USEC,
-                                publish_on_reply, f, NULL);
+        r = haven_domain_publish(f->domain, FENCED_STATUS_KEY, TAKE_PTR(value));
         if (r < 0)
                 (void) log_debug_errno(r, "Failed to publish: %m");
 }

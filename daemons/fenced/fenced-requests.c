@@ -201,7 +201,7 @@ static void claim_record(struct fence_claim *c) {
 
         if (c->record_in_flight || !c->record_ops)
                 return;
-        if (!haven_msg_link_connected(c->f->domain))
+        if (!haven_domain_connected(c->f->domain))
                 return claim_retry_later(c);
         r = fenced_submit(c->f, c->record_ops, c->audit, claim_record_on_reply,
                           c);
@@ -414,13 +414,6 @@ static void claim_start(struct fenced *f, const struct request *rq) {
 
 /* ==== Deciding ==== */
 
-struct check {
-        struct fenced *f;
-        struct json_object *open;         /* pending and running rows */
-        uint64_t self_fenced_at;          /* our latest done fence, or 0 */
-        unsigned step;
-};
-
 static void request_done(struct request *r) {
         free(r->action);
         free(r->state);
@@ -456,13 +449,6 @@ static int request_from_row(struct json_object *row, struct request *ret) {
                 return -ENOMEM;
         }
         return 0;
-}
-
-static bool is_fencer(const struct fenced *f, uint32_t node_id) {
-        for (size_t i = 0; i < f->n_fencers; i++)
-                if (f->fencers[i] == node_id)
-                        return true;
-        return false;
 }
 
 static int request_cmp(const void *a, const void *b) {
@@ -536,11 +522,14 @@ static void expire(struct fenced *f, const struct request *rq) {
         claim_record(c);
 }
 
-static void decide(struct check *ck) {
-        struct fenced *f = ck->f;
-        size_t n = json_object_array_length(ck->open), count = 0;
+/* Claims, expires or leaves every open request, from the cached rows. */
+static void decide(struct fenced *f, struct json_object *open,
+                   uint64_t self_fenced_at) {
+        size_t n = json_object_array_length(open), count = 0;
         _cleanup_free_ struct request *requests = NULL;
-        _cleanup_free_ uint32_t *victims = NULL;
+        _cleanup_free_ uint32_t *victims = NULL, *fencers = NULL;
+        const uint32_t *members;
+        size_t n_members, n_fencers = 0;
         uint64_t now = haven_now_usec(CLOCK_REALTIME);
         uint32_t janitor = 0;
 
@@ -548,7 +537,7 @@ static void decide(struct check *ck) {
         if (!requests)
                 return (void) log_error("Out of memory.");
         for (size_t i = 0; i < n; i++)
-                if (request_from_row(json_object_array_get_idx(ck->open, i),
+                if (request_from_row(json_object_array_get_idx(open, i),
                                      &requests[count]) >= 0)
                         count++;
         qsort(requests, count, sizeof(*requests), request_cmp);
@@ -558,11 +547,17 @@ static void decide(struct check *ck) {
         for (size_t i = 0; i < count; i++)
                 victims[i] = requests[i].node_id;
 
-        /* Expiry is the lowest fencer's job, whoever it is. */
-        for (size_t m = 0; m < f->n_members; m++)
-                if (is_fencer(f, f->members[m]) &&
-                    (!janitor || f->members[m] < janitor))
-                        janitor = f->members[m];
+        /* The members that run a fencer; expiry is the lowest one's job. */
+        members = haven_domain_members(f->domain, &n_members);
+        fencers = calloc(n_members ? n_members : 1, sizeof(uint32_t));
+        if (!fencers)
+                return (void) log_error("Out of memory.");
+        for (size_t m = 0; m < n_members; m++)
+                if (fenced_is_fencer(f, members[m])) {
+                        fencers[n_fencers++] = members[m];
+                        if (!janitor || members[m] < janitor)
+                                janitor = members[m];
+                }
 
         for (size_t i = 0; i < count; i++) {
                 const struct request *rq = &requests[i];
@@ -577,7 +572,7 @@ static void decide(struct check *ck) {
                 if (streq(rq->state, "running") && rq->executor &&
                     rq->executor != f->node_id &&
                     fenced_is_member(f, rq->executor) &&
-                    is_fencer(f, rq->executor))
+                    fenced_is_fencer(f, rq->executor))
                         continue; /* in good hands */
                 /* Nobody took it, or its executor is gone (or is this node
                  * before a restart) and nobody took it over: fail it. */
@@ -586,9 +581,8 @@ static void decide(struct check *ck) {
                         expire(f, rq);
                         continue;
                 }
-                executor = fence_request_executor(f->members, f->n_members,
-                                                  f->fencers, f->n_fencers,
-                                                  victims, i);
+                executor = fence_request_executor(members, n_members, fencers,
+                                                  n_fencers, victims, i);
                 if (executor != f->node_id)
                         continue;
                 if (rq->node_id == f->node_id)
@@ -603,7 +597,7 @@ static void decide(struct check *ck) {
                                  rq->id, node_name(f, rq->node_id));
                         continue;
                 }
-                if (ck->self_fenced_at > rq->requested_at) {
+                if (self_fenced_at > rq->requested_at) {
                         log_info("Fence request %" PRId64 " for \"%s\" is "
                                  "older than this node's own fencing; not "
                                  "carrying it out.",
@@ -615,89 +609,24 @@ static void decide(struct check *ck) {
         /* A request that waited for an administrator and is no longer
          * open was confirmed (or removed): forget it. */
         for (struct fence_claim *c = f->claims, *next; c; c = next) {
-                bool open = false;
+                bool still_open = false;
 
                 next = c->next;
                 if (c->state != CLAIM_WAITING || c->record_ops)
                         continue;
                 for (size_t i = 0; i < count; i++)
-                        open = open || requests[i].id == c->request_id;
-                if (!open)
+                        still_open = still_open || requests[i].id == c->request_id;
+                if (!still_open)
                         claim_free(c);
         }
         for (size_t i = 0; i < count; i++)
                 request_done(&requests[i]);
 }
 
-static void check_end(struct check *ck) {
-        struct fenced *f = ck->f;
-
-        json_object_put(ck->open);
-        free(ck);
-        f->requests_running = false;
-        if (f->requests_again) {
-                f->requests_again = false;
-                fenced_requests_check(f);
-        }
-}
-
-static void check_step(struct check *ck);
-
-static void check_on_reply(struct haven_msg_link *link, int error,
-                           struct json_object *reply, void *userdata) {
-        struct check *ck = userdata;
-        struct json_object *rows, *v;
-
-        if (error < 0 || !json_object_object_get_ex(reply, "rows", &rows) ||
-            !json_object_is_type(rows, json_type_array)) {
-                log_warning("Failed to read the fence requests.");
-                return check_end(ck);
-        }
-        for (size_t i = 0; i < json_object_array_length(rows); i++) {
-                struct json_object *row = json_object_array_get_idx(rows, i);
-
-                if (ck->step == 2) {
-                        if (json_object_object_get_ex(row, "finished_at", &v))
-                                ck->self_fenced_at = MAX(
-                                        ck->self_fenced_at,
-                                        (uint64_t) json_object_get_int64(v));
-                } else
-                        (void) json_object_array_add(ck->open,
-                                                     json_object_get(row));
-        }
-        ck->step++;
-        check_step(ck);
-}
-
-static void check_step(struct check *ck) {
-        static const char *const states[] = {"pending", "running", "done"};
-        _cleanup_(json_object_putp) struct json_object *req =
-                json_object_new_object(), *where = json_object_new_object();
-        int r;
-
-        if (ck->step >= ELEMENTSOF(states)) {
-                decide(ck);
-                return check_end(ck);
-        }
-        if (!req || !where ||
-            haven_json_add(where, "state",
-                           json_object_new_string(states[ck->step])) < 0 ||
-            (ck->step == 2 &&
-             haven_json_add(where, "node_id",
-                            json_object_new_int64(ck->f->node_id)) < 0) ||
-            haven_json_add(req, "request", json_object_new_string("query")) < 0 ||
-            haven_json_add(req, "table",
-                           json_object_new_string("fence_requests")) < 0 ||
-            haven_json_add(req, "where", TAKE_PTR(where)) < 0)
-                return check_end(ck);
-        r = haven_msg_link_call(ck->f->domain, req, FENCED_CALL_TIMEOUT_USEC,
-                                check_on_reply, ck, NULL);
-        if (r < 0)
-                check_end(ck);
-}
-
 void fenced_requests_check(struct fenced *f) {
-        struct check *ck;
+        _cleanup_(json_object_putp) struct json_object *open = NULL;
+        struct json_object *rows;
+        uint64_t self_fenced_at = 0;
 
         /* Unrecorded outcomes go first, whenever anything moves. */
         for (struct fence_claim *c = f->claims; c; c = c->next)
@@ -705,23 +634,32 @@ void fenced_requests_check(struct fenced *f) {
                     !c->timer)
                         claim_record(c);
 
-        if (!f->config || !f->node_id || !f->quorate ||
-            !fenced_is_member(f, f->node_id) ||
-            !haven_msg_link_connected(f->domain))
+        if (!f->config || !f->node_id || !haven_domain_ready(f->domain) ||
+            !haven_domain_quorate(f->domain) || !fenced_is_member(f, f->node_id))
                 return;
-        if (f->requests_running) {
-                f->requests_again = true;
-                return;
-        }
-        ck = calloc(1, sizeof(*ck));
-        if (!ck)
+
+        open = json_object_new_array();
+        if (!open)
                 return (void) log_error("Out of memory.");
-        ck->f = f;
-        ck->open = json_object_new_array();
-        if (!ck->open) {
-                free(ck);
-                return;
+        rows = haven_domain_rows(f->domain, "fence_requests");
+        for (size_t i = 0; i < json_object_array_length(rows); i++) {
+                struct json_object *row = json_object_array_get_idx(rows, i), *v;
+                const char *state = NULL;
+                int64_t node = 0;
+
+                if (json_object_object_get_ex(row, "state", &v))
+                        state = json_object_get_string(v);
+                if (json_object_object_get_ex(row, "node_id", &v))
+                        node = json_object_get_int64(v);
+                if (!state)
+                        continue;
+                if (streq(state, "pending") || streq(state, "running"))
+                        (void) json_object_array_add(open, json_object_get(row));
+                else if (streq(state, "done") && (uint32_t) node == f->node_id &&
+                         json_object_object_get_ex(row, "finished_at", &v) &&
+                         json_object_is_type(v, json_type_int))
+                        self_fenced_at = MAX(self_fenced_at,
+                                             (uint64_t) json_object_get_int64(v));
         }
-        f->requests_running = true;
-        check_step(ck);
+        decide(f, open, self_fenced_at);
 }

@@ -18,6 +18,7 @@
 #include <systemd/sd-event.h>
 
 #include "haven/macro.h"
+#include "haven/domain.h"
 #include "haven/msg.h"
 
 #define FENCED_SOCKET_DEFAULT "/run/haven/fenced.sock"
@@ -175,25 +176,14 @@ struct fenced {
         uint64_t request_timeout_usec;
         uint64_t started_usec; /* CLOCK_REALTIME: when this fencer started */
 
-        struct haven_msg_link *domain;
+        struct haven_domain *domain; /* status, tables, "fencing" entries */
         struct haven_msg_server *server;
 
-        /* From domaind's status and membership events. */
-        bool have_status;
         uint32_t node_id; /* 0 until this node is in a cluster */
         char *node_name;
-        bool quorate;
-        uint32_t *members; /* online members */
-        size_t n_members;
-        /* Members whose fenced publishes its status (can execute). */
-        uint32_t *fencers;
-        size_t n_fencers;
 
         struct fence_config *config; /* NULL until loaded */
-        bool reload_running, reload_again;
-
         struct fence_claim *claims;
-        bool requests_running, requests_again;
 
         /* Monitoring: the last check of each device (by name), published. */
         sd_event_source *monitor_timer;
@@ -203,11 +193,12 @@ struct fenced {
         size_t n_monitor_checks;
 };
 
-/* fenced-config.c: reads status and configuration; calls the others when
- * something changed. */
+/* fenced-config.c: the domain's view (haven/domain.h); calls the others
+ * when something changed. */
 int fenced_domain_connect(struct fenced *f);
-void fenced_reload(struct fenced *f);
 bool fenced_is_member(const struct fenced *f, uint32_t node_id);
+/* Whether node_id runs a fencer (its "fencing" status entry exists). */
+bool fenced_is_fencer(const struct fenced *f, uint32_t node_id);
 /* Submits ops (an array, reference taken) with audit text; reply as for
  * haven_msg_link_call. */
 int fenced_submit(struct fenced *f, struct json_object *ops,

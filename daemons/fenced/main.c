@@ -151,10 +151,8 @@ out:
         fenced_requests_free(&f);
         fenced_monitor_stop(&f);
         haven_msg_server_free(f.server);
-        haven_msg_link_free(f.domain);
+        haven_domain_free(f.domain);
         fence_config_free(f.config);
-        free(f.members);
-        free(f.fencers);
         free(f.node_name);
         free(f.apc_driver);
         sd_event_unref(f.event);

@@ -351,6 +351,11 @@ static void on_event(struct haven_msg_link *link, struct json_object *event,
             !json_object_is_type(kind, json_type_string))
                 return;
         if (streq(json_object_get_string(kind), "commit")) {
+                /* An activation applies staged ops on any table: its
+                 * event names only the tables it always changes. */
+                if (json_object_object_get_ex(event, "activation", &v) &&
+                    json_object_get_boolean(v))
+                        mark_all_stale(d);
                 if (!json_object_object_get_ex(event, "tables", &v) ||
                     !json_object_is_type(v, json_type_array))
                         return;
@@ -371,7 +376,10 @@ static void on_event(struct haven_msg_link *link, struct json_object *event,
                 d->quorate = json_object_object_get_ex(event, "quorate", &v) &&
                              json_object_get_boolean(v);
                 d->changed |= HAVEN_DOMAIN_STATUS;
-                d->stale_status = true;
+                /* A sync round follows every membership change; what it
+                 * brings is announced, but read everything once more so
+                 * a member that joined starts from a whole view. */
+                mark_all_stale(d);
         } else if (streq(json_object_get_string(kind), "status"))
                 entry_apply(d, event);
         pump(d);
@@ -499,6 +507,10 @@ struct haven_domain *haven_domain_free(struct haven_domain *d) {
         free(d->actor);
         free(d);
         return NULL;
+}
+
+bool haven_domain_connected(struct haven_domain *d) {
+        return d && haven_msg_link_connected(d->link);
 }
 
 bool haven_domain_ready(struct haven_domain *d) {

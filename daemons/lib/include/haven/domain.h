@@ -49,6 +49,8 @@ int haven_domain_new(sd_event *event, const struct haven_domain_config *c,
 struct haven_domain *haven_domain_free(struct haven_domain *d);
 DEFINE_TRIVIAL_CLEANUP_FUNC(struct haven_domain *, haven_domain_free)
 
+/* Whether the link to domaind is up (submissions can be sent). */
+bool haven_domain_connected(struct haven_domain *d);
 /* Whether every table and entry has been read since the last connect. */
 bool haven_domain_ready(struct haven_domain *d);
 /* domaind's last status reply (borrowed), or NULL. */
