@@ -31,7 +31,7 @@ CPPFLAGS  += -D_GNU_SOURCE -Idaemons/lib/include
 CFLAGS    += -std=gnu11 $(OPTFLAGS) $(WARNFLAGS) -MMD -MP
 LDFLAGS   += $(SANFLAGS) -Wl,--as-needed
 
-.PHONY: all deps check unit fuzz system bench demo lab-down clean lint format
+.PHONY: all deps check unit sim fuzz system bench demo lab-down clean lint format
 .DEFAULT_GOAL := all
 
 # ==== libhaven ====
@@ -98,6 +98,21 @@ haven-httpd_SRCS := $(wildcard daemons/httpd/*.c)
 haven-httpd_PKGS := libmicrohttpd libcrypt
 haven-httpd_LIBS := -lwslay
 
+# The HA scenario simulator and the placement benchmark: the decision core
+# (daemons/vmd/vmd-decide.c, pure C) and no daemon around it.
+PROGRAMS += haven-ha-sim
+haven-ha-sim_SRCS := $(wildcard tests/ha-sim/*.c) daemons/vmd/vmd-decide.c
+haven-ha-sim_PKGS :=
+
+PROGRAMS += haven-bench-ha-place
+haven-bench-ha-place_SRCS := tests/bench/ha-place/main.c daemons/vmd/vmd-decide.c
+haven-bench-ha-place_PKGS :=
+
+# The bare libmicrohttpd server the API benchmark compares httpd with.
+PROGRAMS += haven-bench-api-bare
+haven-bench-api-bare_SRCS := $(wildcard tests/bench/api/*.c)
+haven-bench-api-bare_PKGS := libmicrohttpd
+
 ALL_PKGS := $(LIB_PKGS) $(sort $(foreach p,$(PROGRAMS),$($(p)_PKGS))) cmocka
 
 define program_template
@@ -142,6 +157,15 @@ test-httpd_EXTRA := $(filter-out daemons/httpd/main.c,$(wildcard daemons/httpd/*
 test-httpd_PKGS  := libmicrohttpd libcrypt
 test-httpd_LIBS  := -lwslay
 
+test-vmd-decide_EXTRA := daemons/vmd/vmd-decide.c
+test-vmd-decide_PKGS  :=
+
+test-vmd-xml_EXTRA := daemons/vmd/vmd-xml.c
+test-vmd-xml_PKGS  := libxml-2.0 uuid
+
+test-vmd-libvirt_EXTRA := daemons/vmd/vmd-libvirt.c
+test-vmd-libvirt_PKGS  := libvirt
+
 ALL_PKGS += $(sort $(foreach t,$(UNIT_NAMES),$($(t)_PKGS)))
 
 define unit_template
@@ -151,13 +175,19 @@ $(BUILD)/tests/$(1): $(BUILD)/tests/unit/$(1).o $$($(1)_EXTRA:%.c=$(BUILD)/%.o) 
 endef
 $(foreach t,$(UNIT_NAMES),$(eval $(call unit_template,$(t))))
 
-# The native APC driver's tests run against the lab's PDU simulator.
+# The native APC driver's tests run against the lab's PDU simulator; the
+# API's fencing routes against the real haven-fenced and the simulator.
 $(BUILD)/tests/test-fenced-apc: | $(BUILD)/bin/haven-pdusim
+$(BUILD)/tests/test-httpd: | $(BUILD)/bin/haven-fenced $(BUILD)/bin/haven-pdusim
 
 all: $(PROGRAM_BINS) $(UNIT_BINS)
 
 unit: $(UNIT_BINS)
 	tools/run-unit $(UNIT_BINS)
+
+# The HA decision core's scenarios in simulated time (docs/ha.md).
+sim: $(BUILD)/bin/haven-ha-sim
+	$(BUILD)/bin/haven-ha-sim tests/ha-sim/scenarios
 
 # ==== Fuzz targets (libFuzzer) ====
 # Each tests/fuzz/fuzz-NAME.c links against its own libhaven, built by clang
@@ -244,6 +274,8 @@ check:
 	$(MAKE) all
 	$(MAKE) unit
 	$(MAKE) SANITIZE=1 unit
+	$(MAKE) sim
+	$(MAKE) SANITIZE=1 sim
 	$(MAKE) fuzz
 	$(MAKE) system
 
