@@ -7,8 +7,9 @@
  * verdict back through an eventfd the loop watches. Unknown names are
  * checked against a dummy hash of the same cost, so they look and take
  * the same as wrong passwords. Throttled per client address and per
- * account, one check at a time for each. Must not: log a password, or let
- * a thread touch anything but its own job.
+ * account, one check at a time for each. The same workers hash the
+ * passwords of new administrators. Must not: log a password, or let a
+ * thread touch anything but its own job.
  */
 #include <crypt.h>
 #include <inttypes.h>
@@ -46,7 +47,10 @@ struct login {
         char client_key[64];
 
         /* The worker's job: read by the thread, written before it starts
-         * and after it was joined. */
+         * and after it was joined. A hashing job makes hash from
+         * password; a login checks password against hash. */
+        bool hashing;
+        httpd_hash_done_t hash_done;
         char *password;
         char *hash;
         bool match;
@@ -173,10 +177,33 @@ static void login_release(void *userdata) {
         login_free(l);
 }
 
+/* A yescrypt hash of password with a fresh salt, or NULL. */
+static char *password_hash(const char *password) {
+        char salt[CRYPT_GENSALT_OUTPUT_SIZE];
+        struct crypt_data *data;
+        const char *h;
+        char *ret = NULL;
+
+        if (!crypt_gensalt_rn("$y$", 0, NULL, 0, salt, sizeof salt))
+                return NULL;
+        data = calloc(1, sizeof *data);
+        if (!data)
+                return NULL;
+        h = crypt_rn(password, salt, data, sizeof *data);
+        if (h && h[0] != '*')
+                ret = strdup(h);
+        explicit_bzero(data, sizeof *data);
+        free(data);
+        return ret;
+}
+
 static void *login_thread(void *userdata) {
         struct login *l = userdata;
 
-        l->match = httpd_password_check(l->password, l->hash);
+        if (l->hashing)
+                l->hash = password_hash(l->password);
+        else
+                l->match = httpd_password_check(l->password, l->hash);
         (void) eventfd_write(l->event_fd, 1);
         return NULL;
 }
@@ -324,6 +351,12 @@ static void login_finish(struct login *l) {
         uint64_t now = haven_now_usec(CLOCK_MONOTONIC);
         int ret;
 
+        if (l->hashing) {
+                httpd_request_forget(r);
+                l->hash_done(r, l->hash);
+                return;
+        }
+
         if (!l->match) {
                 httpd_throttle_failure(httpd_throttle(h), l->client_key, now);
                 httpd_throttle_failure(httpd_throttle(h), l->account_key, now);
@@ -458,6 +491,33 @@ int httpd_auth_login(struct httpd_request *r) {
                 return -ENOMEM;
         return httpd_domain_call(r, administrator_query(l->name),
                                  on_administrator);
+}
+
+int httpd_auth_hash(struct httpd_request *r, const char *password,
+                    httpd_hash_done_t done) {
+        struct httpd_auth *a = httpd_auth(httpd_request_server(r));
+        struct login *l;
+
+        assert(password && done);
+        l = calloc(1, sizeof *l);
+        if (!l)
+                return -ENOMEM;
+        *l = (struct login){.auth = a,
+                            .request = r,
+                            .event_fd = -1,
+                            .hashing = true,
+                            .hash_done = done};
+        l->password = strdup(password);
+        l->next = a->logins;
+        if (a->logins)
+                a->logins->prev = l;
+        a->logins = l;
+        httpd_request_set_state(r, l, login_release);
+        if (!l->password)
+                return -ENOMEM;
+        httpd_request_hold(r, NULL, NULL);
+        login_enqueue(l);
+        return 0;
 }
 
 int httpd_auth_whoami(struct httpd_request *r) {

@@ -29,6 +29,8 @@ static const struct {
         [HTTPD_ERROR_CONFLICT] = {409, "conflict",
                                   "someone else changed it in the "
                                   "meantime: reload and try again"},
+        [HTTPD_ERROR_CLUSTERED] = {409, "clustered",
+                                   "this node is in a cluster already"},
         [HTTPD_ERROR_TOO_LARGE] = {413, "too-large",
                                    "the request body is too large"},
         [HTTPD_ERROR_MEDIA_TYPE] = {415, "unsupported-media-type",
@@ -37,6 +39,8 @@ static const struct {
                                    "too many attempts: wait and try "
                                    "again"},
         [HTTPD_ERROR_INTERNAL] = {500, "internal", "internal error"},
+        [HTTPD_ERROR_NOT_IMPLEMENTED] = {501, "not-implemented",
+                                         "this is not implemented yet"},
         [HTTPD_ERROR_NO_QUORUM] = {503, "no-quorum",
                                    "the cluster has no quorum: the "
                                    "configuration is read-only"},
@@ -88,6 +92,9 @@ enum httpd_error_code httpd_error_from_domaind_code(const char *code) {
                 {"no-quorum", HTTPD_ERROR_NO_QUORUM},
                 {"syncing", HTTPD_ERROR_SYNCING},
                 {"internal", HTTPD_ERROR_INTERNAL},
+                /* haven-fenced's */
+                {"bad-parameter", HTTPD_ERROR_INVALID},
+                {"unavailable", HTTPD_ERROR_UNAVAILABLE},
         };
 
         if (code)

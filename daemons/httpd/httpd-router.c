@@ -1,15 +1,20 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * The dispatcher's decisions, from a request's head and body alone: path
- * decoding, route matching (404, 405 with Allow), the session and CSRF
- * checks (deny by default: only PUBLIC routes go without a session),
- * query flags, body presence, type and size, then the body's policy. Pure:
- * no I/O, no clock (time is an argument), no libmicrohttpd, so the fuzz
- * target drives it exactly as the server does. Must not: run handlers.
+ * decoding, route matching (404, 405 with Allow), the permission checks
+ * (deny by default: only PUBLIC routes go without anything; a session and
+ * its CSRF token, the cluster state for setup routes, an HMAC for
+ * node-to-node ones), query flags and integer parameters, body presence,
+ * type and size, then the body's policy. Pure: no I/O, no clock (time is
+ * an argument), no libmicrohttpd, so the fuzz target drives it exactly as
+ * the server does. Must not: run handlers.
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <strings.h>
+
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
 
 #include "httpd.h"
 
@@ -203,6 +208,54 @@ static int parameters_extract(const char *pattern, const char *path,
 
 /* ==== Query flags, body framing ==== */
 
+/* A decimal integer, optional '-', digits only (no '+', no spaces). */
+static int integer_parse(const char *s, int64_t *ret) {
+        bool negative = s[0] == '-';
+        uint64_t v = 0, limit = negative ? (uint64_t) INT64_MAX + 1
+                                         : (uint64_t) INT64_MAX;
+
+        if (negative)
+                s++;
+        if (!*s)
+                return -EINVAL;
+        for (; *s; s++) {
+                if (*s < '0' || *s > '9' ||
+                    v > (limit - (uint64_t) (*s - '0')) / 10)
+                        return -EINVAL;
+                v = v * 10 + (uint64_t) (*s - '0');
+        }
+        *ret = negative ? (int64_t) (0 - v) : (int64_t) v;
+        return 0;
+}
+
+/* One query argument that is an integer parameter of the route: -ENOENT
+ * when it is none, -EINVAL with *ret_error when its value is bad. */
+static int param_parse(const struct httpd_route *route, const char *key,
+                       const char *value, struct httpd_match *m,
+                       struct httpd_error *ret_error) {
+        size_t k = 0;
+        int64_t v;
+
+        if (!route->params)
+                return -ENOENT;
+        for (; k < HTTPD_PARAMS_MAX && route->params[k].name; k++)
+                if (streq(route->params[k].name, key))
+                        break;
+        if (k >= HTTPD_PARAMS_MAX || !route->params[k].name)
+                return -ENOENT;
+        if (!value || integer_parse(value, &v) < 0 ||
+            v < route->params[k].min || v > route->params[k].max) {
+                httpd_error_set(ret_error, HTTPD_ERROR_INVALID, key,
+                                "must be an integer from %" PRIi64
+                                " to %" PRIi64,
+                                route->params[k].min, route->params[k].max);
+                return -EINVAL;
+        }
+        m->params[k] = v;
+        m->has_param[k] = true;
+        return 0;
+}
+
 static int flags_parse(const struct httpd_route *route,
                        const struct httpd_head *head, struct httpd_match *m,
                        struct httpd_error *ret_error) {
@@ -216,8 +269,14 @@ static int flags_parse(const struct httpd_route *route,
                 const char *key = head->query[i].key,
                            *value = head->query[i].value;
                 size_t k = 0;
+                int r;
 
                 if (!key)
+                        continue;
+                r = param_parse(route, key, value, m, ret_error);
+                if (r == -EINVAL)
+                        return r;
+                if (r >= 0)
                         continue;
                 if (route->flags)
                         for (; k < HTTPD_FLAGS_MAX && route->flags[k]; k++)
@@ -239,6 +298,106 @@ static int flags_parse(const struct httpd_route *route,
                 }
         }
         return 0;
+}
+
+bool httpd_match_param(const struct httpd_match *m, const char *name,
+                       int64_t *ret) {
+        const struct httpd_param *params = m->route ? m->route->params : NULL;
+
+        for (size_t k = 0; params && k < HTTPD_PARAMS_MAX && params[k].name;
+             k++)
+                if (streq(params[k].name, name)) {
+                        if (!m->has_param[k])
+                                return false;
+                        *ret = m->params[k];
+                        return true;
+                }
+        return false;
+}
+
+/* ==== Node-to-node requests ==== */
+
+#define PEER_NONCE_MAX 64u
+
+static void hex_format(const uint8_t *data, size_t size, char *buf) {
+        static const char digits[] = "0123456789abcdef";
+
+        for (size_t i = 0; i < size; i++) {
+                buf[2 * i] = digits[data[i] >> 4];
+                buf[2 * i + 1] = digits[data[i] & 0xF];
+        }
+        buf[2 * size] = '\0';
+}
+
+/* HMAC-SHA256 under key of "haven-peer\nMETHOD\nPATH\nTIME\nNONCE", hex,
+ * into buf (65 bytes). Returns 0 or -EIO. */
+static int peer_hmac(const uint8_t key[HTTPD_PEER_KEY_SIZE], const char *method,
+                     const char *path, uint64_t time, const char *nonce,
+                     char buf[65]) {
+        _cleanup_free_ char *text = NULL;
+        uint8_t digest[32];
+        int n;
+
+        n = asprintf(&text, "haven-peer\n%s\n%s\n%" PRIu64 "\n%s", method, path,
+                     time, nonce);
+        if (n < 0)
+                return -ENOMEM;
+        if (gnutls_hmac_fast(GNUTLS_MAC_SHA256, key, HTTPD_PEER_KEY_SIZE, text,
+                             (size_t) n, digest) < 0)
+                return -EIO;
+        hex_format(digest, sizeof digest, buf);
+        return 0;
+}
+
+void httpd_peer_auth_format(const uint8_t key[HTTPD_PEER_KEY_SIZE],
+                            const char *method, const char *path,
+                            uint64_t realtime, const char *nonce, char *buf) {
+        char hmac[65];
+
+        buf[0] = '\0';
+        if (strlen(nonce) > PEER_NONCE_MAX ||
+            peer_hmac(key, method, path, realtime, nonce, hmac) < 0)
+                return;
+        snprintf(buf, HTTPD_PEER_AUTH_SIZE, "%" PRIu64 ":%s:%s", realtime,
+                 nonce, hmac);
+}
+
+bool httpd_peer_auth_check(const uint8_t key[HTTPD_PEER_KEY_SIZE],
+                           const char *method, const char *path,
+                           uint64_t realtime, const char *value) {
+        char nonce[PEER_NONCE_MAX + 1], time_text[24], expected[65];
+        const char *colon1, *colon2;
+        int64_t time;
+        size_t n;
+
+        if (!key || !value)
+                return false;
+        colon1 = strchr(value, ':');
+        colon2 = colon1 ? strchr(colon1 + 1, ':') : NULL;
+        if (!colon2)
+                return false;
+        n = (size_t) (colon1 - value);
+        if (n == 0 || n >= sizeof time_text)
+                return false;
+        memcpy(time_text, value, n);
+        time_text[n] = '\0';
+        if (time_text[0] == '-' || integer_parse(time_text, &time) < 0)
+                return false;
+        n = (size_t) (colon2 - colon1 - 1);
+        if (n == 0 || n > PEER_NONCE_MAX)
+                return false;
+        memcpy(nonce, colon1 + 1, n);
+        nonce[n] = '\0';
+        for (size_t i = 0; i < n; i++)
+                if (hex_value(nonce[i]) < 0)
+                        return false;
+        if ((uint64_t) time + HTTPD_PEER_SKEW_USEC < realtime ||
+            (uint64_t) time > realtime + HTTPD_PEER_SKEW_USEC)
+                return false;
+        if (peer_hmac(key, method, path, (uint64_t) time, nonce, expected) < 0)
+                return false;
+        return httpd_equal_secret(expected, strlen(expected), colon2 + 1,
+                                  strlen(colon2 + 1));
 }
 
 bool httpd_match_flag(const struct httpd_match *m, const char *flag) {
@@ -342,8 +501,81 @@ static void allow_format(unsigned mask, char *buf, size_t size) {
         }
 }
 
+/* The session check of HTTPD_SESSION routes (and of HTTPD_SETUP ones in
+ * a cluster): 401 without a live session, 403 for a write without its
+ * CSRF token. */
+static int session_check(const struct httpd_router_context *ctx,
+                         const struct httpd_head *head,
+                         enum httpd_method method, struct httpd_match *ret,
+                         struct httpd_error *ret_error) {
+        const struct httpd_session *session = NULL;
+
+        if (ctx->sessions && head->session_cookie)
+                session = httpd_sessions_find(ctx->sessions,
+                                              head->session_cookie, ctx->now);
+        if (!session) {
+                httpd_error_set(ret_error, HTTPD_ERROR_UNAUTHORIZED, NULL,
+                                NULL);
+                return -EINVAL;
+        }
+        if (httpd_method_writes(method) &&
+            !httpd_session_csrf_ok(session, head->csrf_token)) {
+                httpd_error_set(ret_error, HTTPD_ERROR_CSRF, NULL, NULL);
+                return -EINVAL;
+        }
+        snprintf(ret->administrator, sizeof ret->administrator, "%s",
+                 session->administrator);
+        snprintf(ret->session_token, sizeof ret->session_token, "%s",
+                 head->session_cookie);
+        return 0;
+}
+
+static int permission_check(const struct httpd_route *route,
+                            const struct httpd_router_context *ctx,
+                            const struct httpd_head *head,
+                            enum httpd_method method, struct httpd_match *ret,
+                            struct httpd_error *ret_error) {
+        switch (route->permission) {
+        case HTTPD_PUBLIC:
+                return 0;
+        case HTTPD_UNCLUSTERED:
+        case HTTPD_SETUP:
+                if (ctx->cluster == HTTPD_CLUSTER_UNKNOWN) {
+                        httpd_error_set(ret_error, HTTPD_ERROR_UNAVAILABLE,
+                                        NULL,
+                                        "whether this node is in a cluster "
+                                        "is not known yet: try again");
+                        ret_error->retry_after_sec = 1;
+                        return -EINVAL;
+                }
+                if (ctx->cluster == HTTPD_CLUSTER_NONE)
+                        return 0;
+                if (route->permission == HTTPD_UNCLUSTERED) {
+                        httpd_error_set(ret_error, HTTPD_ERROR_CLUSTERED, NULL,
+                                        NULL);
+                        return -EINVAL;
+                }
+                return session_check(ctx, head, method, ret, ret_error);
+        case HTTPD_PEER:
+                if (!httpd_peer_auth_check(ctx->peer_key, head->method,
+                                           ret->path, ctx->realtime,
+                                           head->peer_auth)) {
+                        httpd_error_set(ret_error, HTTPD_ERROR_UNAUTHORIZED,
+                                        NULL,
+                                        "node-to-node requests need a "
+                                        "valid " HTTPD_PEER_HEADER " header");
+                        return -EINVAL;
+                }
+                return 0;
+        case HTTPD_SESSION:
+        default:
+                /* Deny by default: everything else needs a session. */
+                return session_check(ctx, head, method, ret, ret_error);
+        }
+}
+
 int httpd_router_resolve(const struct httpd_route *routes, size_t n_routes,
-                         struct httpd_sessions *sessions, uint64_t now,
+                         const struct httpd_router_context *ctx,
                          const struct httpd_head *head, struct httpd_match *ret,
                          struct httpd_error *ret_error) {
         enum httpd_method method = httpd_method_from_string(head->method);
@@ -352,6 +584,7 @@ int httpd_router_resolve(const struct httpd_route *routes, size_t n_routes,
         int r;
 
         assert(routes);
+        assert(ctx);
         assert(head);
         assert(ret);
         assert(ret_error);
@@ -393,29 +626,9 @@ int httpd_router_resolve(const struct httpd_route *routes, size_t n_routes,
         }
         ret->route = route;
 
-        /* Deny by default: everything but PUBLIC needs a session. */
-        if (route->permission != HTTPD_PUBLIC) {
-                const struct httpd_session *session = NULL;
-
-                if (sessions && head->session_cookie)
-                        session = httpd_sessions_find(
-                                sessions, head->session_cookie, now);
-                if (!session) {
-                        httpd_error_set(ret_error, HTTPD_ERROR_UNAUTHORIZED,
-                                        NULL, NULL);
-                        return -EINVAL;
-                }
-                if (httpd_method_writes(method) &&
-                    !httpd_session_csrf_ok(session, head->csrf_token)) {
-                        httpd_error_set(ret_error, HTTPD_ERROR_CSRF, NULL,
-                                        NULL);
-                        return -EINVAL;
-                }
-                snprintf(ret->administrator, sizeof ret->administrator, "%s",
-                         session->administrator);
-                snprintf(ret->session_token, sizeof ret->session_token, "%s",
-                         head->session_cookie);
-        }
+        r = permission_check(route, ctx, head, method, ret, ret_error);
+        if (r < 0)
+                return r;
 
         r = parameters_extract(route->pattern, ret->path, ret, ret_error);
         if (r < 0)

@@ -47,6 +47,15 @@ struct httpd {
         struct httpd_events *events;
         struct httpd_static *ui;
         struct httpd_auth *auth;
+        struct httpd_fenced *fenced;
+        struct httpd_dashboard *dashboard;
+        struct httpd_wizard *wizard;
+        struct httpd_console *console;
+
+        uint8_t peer_key[HTTPD_PEER_KEY_SIZE];
+        bool has_peer_key;
+        enum httpd_cluster_state cluster;
+        int64_t node_id;
 
         /* Requests whose handler waits (their connection is suspended). */
         struct httpd_request *waiting;
@@ -80,6 +89,7 @@ struct httpd_request {
         struct MHD_Response *response;
         unsigned status;
         bool answered;
+        bool response_shared; /* not ours to destroy */
 };
 
 /* ==== Accessors ==== */
@@ -118,6 +128,56 @@ struct httpd_static *httpd_static(const struct httpd *h) {
 
 struct httpd_auth *httpd_auth(const struct httpd *h) {
         return h->auth;
+}
+
+struct httpd_fenced *httpd_fenced(const struct httpd *h) {
+        return h->fenced;
+}
+
+struct httpd_dashboard *httpd_dashboard(const struct httpd *h) {
+        return h->dashboard;
+}
+
+struct httpd_wizard *httpd_wizard(const struct httpd *h) {
+        return h->wizard;
+}
+
+struct httpd_console *httpd_console(const struct httpd *h) {
+        return h->console;
+}
+
+const uint8_t *httpd_peer_key(const struct httpd *h) {
+        return h->has_peer_key ? h->peer_key : NULL;
+}
+
+enum httpd_cluster_state httpd_cluster_state(const struct httpd *h) {
+        return h->cluster;
+}
+
+void httpd_set_cluster_state(struct httpd *h, enum httpd_cluster_state s) {
+        if (h->cluster != s)
+                log_debug("This node is %s",
+                          s == HTTPD_CLUSTER_MEMBER ? "in a cluster"
+                          : s == HTTPD_CLUSTER_NONE ? "in no cluster"
+                                                    : "of unknown membership");
+        h->cluster = s;
+        /* corosync's key appears when the node creates or joins a
+         * cluster: the node-to-node key comes with it. */
+        if (s == HTTPD_CLUSTER_MEMBER && !h->has_peer_key &&
+            h->config.authkey_path &&
+            httpd_peer_key_load(h->config.authkey_path, h->peer_key) >= 0) {
+                h->has_peer_key = true;
+                log_info("Node-to-node key loaded from \"%s\"",
+                         h->config.authkey_path);
+        }
+}
+
+int64_t httpd_node_id(const struct httpd *h) {
+        return h->node_id;
+}
+
+void httpd_set_node_id(struct httpd *h, int64_t node_id) {
+        h->node_id = node_id;
 }
 
 const struct httpd_match *httpd_request_match(const struct httpd_request *r) {
@@ -230,7 +290,7 @@ static void request_resume(struct httpd_request *r) {
 
 /* ==== Answers ==== */
 
-static int response_add_common_headers(struct MHD_Response *response) {
+int httpd_response_add_common_headers(struct MHD_Response *response) {
         static const char *const headers[][2] = {
                 {"X-Content-Type-Options", "nosniff"},
                 {"X-Frame-Options", "DENY"},
@@ -244,21 +304,30 @@ static int response_add_common_headers(struct MHD_Response *response) {
         return 0;
 }
 
+static void response_release(struct httpd_request *r) {
+        if (r->response && !r->response_shared)
+                MHD_destroy_response(r->response);
+        r->response = NULL;
+        r->response_shared = false;
+}
+
 /* The first answer wins; the request's connection is resumed if it was
- * waiting. Takes over response (NULL: out of memory, answered with a bare
- * 500 by dropping the connection). */
-static void request_answer(struct httpd_request *r, unsigned status,
-                           struct MHD_Response *response) {
+ * waiting. Takes over response unless shared (NULL: out of memory,
+ * answered with a bare 500 by dropping the connection). */
+static void request_answer_ex(struct httpd_request *r, unsigned status,
+                              struct MHD_Response *response, bool shared) {
         if (r->answered || r->response) {
-                if (response)
+                if (response && !shared)
                         MHD_destroy_response(response);
                 return;
         }
-        if (response && response_add_common_headers(response) < 0) {
+        if (response && !shared &&
+            httpd_response_add_common_headers(response) < 0) {
                 MHD_destroy_response(response);
                 response = NULL;
         }
         r->response = response;
+        r->response_shared = response && shared;
         r->status = status;
         r->answered = true;
         r->waiting = false;
@@ -266,12 +335,24 @@ static void request_answer(struct httpd_request *r, unsigned status,
         request_resume(r);
 }
 
+static void request_answer(struct httpd_request *r, unsigned status,
+                           struct MHD_Response *response) {
+        request_answer_ex(r, status, response, false);
+}
+
 void httpd_reply_response(struct httpd_request *r, unsigned status,
                           struct MHD_Response *response) {
         request_answer(r, status, response);
 }
 
-static struct MHD_Response *json_response(struct json_object *body) {
+void httpd_reply_shared(struct httpd_request *r, unsigned status,
+                        struct MHD_Response *response) {
+        /* Queued before the handler returns: never suspended. */
+        assert(!r->suspended);
+        request_answer_ex(r, status, response, true);
+}
+
+struct MHD_Response *httpd_json_response(struct json_object *body) {
         const char *text = body ? json_object_to_json_string_ext(
                                           body, JSON_C_TO_STRING_PLAIN)
                                 : "";
@@ -297,13 +378,13 @@ void httpd_reply_json(struct httpd_request *r, unsigned status,
                       struct json_object *body) {
         _cleanup_(json_object_putp) struct json_object *owned = body;
 
-        request_answer(r, status, json_response(owned));
+        request_answer(r, status, httpd_json_response(owned));
 }
 
 void httpd_reply_error(struct httpd_request *r, const struct httpd_error *e) {
         _cleanup_(json_object_putp) struct json_object *body =
                 httpd_error_to_json(e);
-        struct MHD_Response *response = body ? json_response(body) : NULL;
+        struct MHD_Response *response = body ? httpd_json_response(body) : NULL;
         char retry[16];
 
         if (response && e->retry_after_sec > 0) {
@@ -341,6 +422,8 @@ int httpd_reply_header(struct httpd_request *r, const char *name,
                        const char *value) {
         if (!r->response)
                 return -ENOENT;
+        if (r->response_shared)
+                return -EPERM;
         return MHD_add_response_header(r->response, name, value) == MHD_YES
                        ? 0
                        : -ENOMEM;
@@ -353,8 +436,7 @@ static enum MHD_Result request_queue(struct httpd_request *r) {
         if (!r->response)
                 return MHD_NO; /* out of memory: drop the connection */
         result = MHD_queue_response(r->connection, r->status, r->response);
-        MHD_destroy_response(r->response);
-        r->response = NULL;
+        response_release(r);
         return result;
 }
 
@@ -410,8 +492,7 @@ static void request_free(struct httpd_request *r) {
         httpd_request_set_state(r, NULL, NULL);
         if (r->suspended)
                 waiting_remove(r);
-        if (r->response)
-                MHD_destroy_response(r->response);
+        response_release(r);
         json_object_put(r->json);
         if (r->body) {
                 if (r->match.route && r->match.route->secret)
@@ -426,6 +507,7 @@ static void request_head(struct httpd_request *r, const char *url,
                          const char *method) {
         struct httpd *h = r->httpd;
         struct query_collect query = {};
+        struct httpd_router_context ctx;
         struct httpd_error error;
         struct httpd_head head;
         int ret;
@@ -444,9 +526,16 @@ static void request_head(struct httpd_request *r, const char *url,
                 .content_length = httpd_request_header(r, "Content-Length"),
                 .transfer_encoding =
                         httpd_request_header(r, "Transfer-Encoding"),
+                .peer_auth = httpd_request_header(r, HTTPD_PEER_HEADER),
         };
-        ret = httpd_router_resolve(h->routes, h->n_routes, h->sessions,
-                                   haven_now_usec(CLOCK_MONOTONIC), &head,
+        ctx = (struct httpd_router_context){
+                .sessions = h->sessions,
+                .now = haven_now_usec(CLOCK_MONOTONIC),
+                .realtime = haven_now_usec(CLOCK_REALTIME),
+                .cluster = h->cluster,
+                .peer_key = httpd_peer_key(h),
+        };
+        ret = httpd_router_resolve(h->routes, h->n_routes, &ctx, &head,
                                    &r->match, &error);
         if (ret < 0) {
                 httpd_reply_error(r, &error);
@@ -664,6 +753,13 @@ void httpd_config_init(struct httpd_config *c) {
                 .key_path = HTTPD_STATE_DIR_DEFAULT "/" HTTPD_KEY_FILE,
                 .ui_dir = HTTPD_UI_DIR_DEFAULT,
                 .domaind_socket = HTTPD_DOMAIND_SOCKET_DEFAULT,
+                .fenced_socket = HTTPD_FENCED_SOCKET_DEFAULT,
+                .authkey_path = HTTPD_AUTHKEY_DEFAULT,
+                .metrics_dir = HTTPD_STATE_DIR_DEFAULT,
+                .proc_dir = "/proc",
+                .metrics_interval_usec = 2ull * 1000000ull,
+                .peer_port = HTTPD_PORT_DEFAULT,
+                .peer_tls = true,
                 .connections = HTTPD_CONNECTIONS_DEFAULT,
                 .connections_per_ip = HTTPD_CONNECTIONS_PER_IP_DEFAULT,
                 .connection_timeout_sec = HTTPD_CONNECTION_TIMEOUT_SEC_DEFAULT,
@@ -765,8 +861,8 @@ static uint16_t socket_port(int fd) {
 static int mhd_start(struct httpd *h) {
         const struct httpd_config *c = &h->config;
         const union MHD_DaemonInfo *info;
-        unsigned flags =
-                MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+        unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+                         MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
         _cleanup_close_ int fd = -1;
         struct MHD_OptionItem options[16];
         size_t n = 0;
@@ -876,6 +972,32 @@ int httpd_new(sd_event *event, const struct httpd_config *config,
         r = httpd_events_new(h, &h->events);
         if (r < 0)
                 return log_error_errno(r, "Failed to set up events: %m");
+        if (config->authkey_path) {
+                r = httpd_peer_key_load(config->authkey_path, h->peer_key);
+                if (r >= 0)
+                        h->has_peer_key = true;
+                else
+                        log_info_errno(r,
+                                       "No node-to-node key from \"%s\" "
+                                       "(%m): consoles of VMs on other nodes "
+                                       "are not reachable from here",
+                                       config->authkey_path);
+        }
+        r = httpd_dashboard_new(h, &h->dashboard);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the dashboard: %m");
+        r = httpd_wizard_new(h, &h->wizard);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up the wizard: %m");
+        r = httpd_console_new(h, &h->console);
+        if (r < 0)
+                return log_error_errno(r, "Failed to set up consoles: %m");
+        r = httpd_fenced_new(h, config->fenced_socket, &h->fenced);
+        if (r < 0)
+                return log_error_errno(r,
+                                       "Failed to set up the link to "
+                                       "haven-fenced at \"%s\": %m",
+                                       config->fenced_socket);
         r = httpd_domain_new(h, config->domaind_socket, &h->domain);
         if (r < 0)
                 return log_error_errno(r,
@@ -916,6 +1038,7 @@ struct httpd *httpd_free(struct httpd *h) {
                         waiting_remove(r);
         }
         h->events = httpd_events_free(h->events);
+        h->console = httpd_console_free(h->console);
 
         h->io_source = sd_event_source_disable_unref(h->io_source);
         h->timer_source = sd_event_source_disable_unref(h->timer_source);
@@ -924,10 +1047,14 @@ struct httpd *httpd_free(struct httpd *h) {
                 MHD_stop_daemon(h->mhd);
 
         h->domain = httpd_domain_free(h->domain);
+        h->fenced = httpd_fenced_free(h->fenced);
+        h->dashboard = httpd_dashboard_free(h->dashboard);
+        h->wizard = httpd_wizard_free(h->wizard);
         h->auth = httpd_auth_free(h->auth);
         h->ui = httpd_static_free(h->ui);
         h->sessions = httpd_sessions_free(h->sessions);
         h->throttle = httpd_throttle_free(h->throttle);
+        explicit_bzero(h->peer_key, sizeof h->peer_key);
         free(h->cert_pem);
         if (h->key_pem) {
                 explicit_bzero(h->key_pem, strlen(h->key_pem));

@@ -4,6 +4,8 @@
  * server's work lives in httpd-*.c.
  *   haven-httpd [--listen ADDR] [--port N] [--http] [--state-dir DIR]
  *               [--cert FILE] [--key FILE] [--ui-dir DIR] [--socket PATH]
+ *               [--fenced-socket PATH] [--authkey FILE]
+ *               [--metrics-interval SECONDS]
  */
 #include <getopt.h>
 #include <stdio.h>
@@ -27,9 +29,16 @@ static void usage(void) {
                "  --key FILE        its key (default STATE-DIR/" HTTPD_KEY_FILE
                ")\n"
                "  --ui-dir DIR      the built web UI (default %s)\n"
-               "  --socket PATH     haven-domaind's socket (default %s)\n",
+               "  --socket PATH     haven-domaind's socket (default %s)\n"
+               "  --fenced-socket PATH  haven-fenced's socket (default %s)\n"
+               "  --authkey FILE    corosync's key, for node-to-node consoles "
+               "(default %s)\n"
+               "  --metrics-interval SECONDS  how often this node's CPU, "
+               "memory and disk\n"
+               "                    use is published (default 2; 0: never)\n",
                HTTPD_PORT_DEFAULT, HTTPD_STATE_DIR_DEFAULT,
-               HTTPD_UI_DIR_DEFAULT, HTTPD_DOMAIND_SOCKET_DEFAULT);
+               HTTPD_UI_DIR_DEFAULT, HTTPD_DOMAIND_SOCKET_DEFAULT,
+               HTTPD_FENCED_SOCKET_DEFAULT, HTTPD_AUTHKEY_DEFAULT);
 }
 
 static int parse_port(const char *s, uint16_t *ret) {
@@ -54,6 +63,9 @@ int main(int argc, char **argv) {
                 {"key", required_argument, NULL, 'k'},
                 {"ui-dir", required_argument, NULL, 'u'},
                 {"socket", required_argument, NULL, 's'},
+                {"fenced-socket", required_argument, NULL, 'f'},
+                {"authkey", required_argument, NULL, 'a'},
+                {"metrics-interval", required_argument, NULL, 'm'},
                 {"help", no_argument, NULL, 'h'},
                 {}};
         _cleanup_(sd_event_unrefp) sd_event *event = NULL;
@@ -97,6 +109,29 @@ int main(int argc, char **argv) {
                 case 's':
                         config.domaind_socket = optarg;
                         break;
+                case 'f':
+                        config.fenced_socket = optarg;
+                        break;
+                case 'a':
+                        config.authkey_path = optarg;
+                        break;
+                case 'm': {
+                        char *end;
+                        unsigned long v;
+
+                        errno = 0;
+                        v = strtoul(optarg, &end, 10);
+                        if (errno || end == optarg || *end || v > 3600 ||
+                            optarg[0] == '-') {
+                                log_error("Bad --metrics-interval \"%s\" "
+                                          "(0 to 3600 seconds)",
+                                          optarg);
+                                return EXIT_FAILURE;
+                        }
+                        config.metrics_interval_usec =
+                                (uint64_t) v * 1000000ull;
+                        break;
+                }
                 case 'h':
                         usage();
                         return EXIT_SUCCESS;
@@ -121,6 +156,11 @@ int main(int argc, char **argv) {
                 config.key_path = key;
         else
                 return EXIT_FAILURE;
+        /* Every node serves the same way: consoles across nodes reach the
+         * others' haven-httpd on our port, with or without TLS as we. */
+        config.peer_port = config.port;
+        config.peer_tls = config.tls;
+        config.metrics_dir = state_dir;
         if (!config.tls)
                 log_warning("Serving plain HTTP (--http): passwords and "
                             "sessions travel in clear text");

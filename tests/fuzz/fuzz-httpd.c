@@ -9,27 +9,24 @@
  * stay raw). OPTIONS letters choose the rest of the head: 'c' the cookie
  * of a live session (else 'b' a bogus one), 'x' its CSRF token (else 'y'
  * a wrong one), 'j' a JSON Content-Type (else 't' text/plain), 'l' a
- * Content-Length of the body's size (else 'L' a huge one), 'k' chunked.
- * The route table is the real one. Besides what the sanitizers catch, it
- * aborts when a verdict breaks what httpd.h promises: an error outside the
- * table or without a message in its JSON, 405 without Allow, a session route
- * passed without the session (or a write without its CSRF token), a decoded
- * path with a "." or ".." segment or a control character, a row id out of
- * range, a body accepted that the policy refuses, an announced body over
- * the limit let through.
+ * Content-Length of the body's size (else 'L' a huge one), 'k' chunked,
+ * 'p' a valid node-to-node header for the decoded path (else 'q' a forged
+ * one), 'n' this node in no cluster (else 'u' unknown, else in one).
+ * The route table is the real one, so every body policy of every route
+ * is fuzzed. Besides what the sanitizers catch, it aborts when a verdict
+ * breaks what httpd.h promises: an error outside the table or without a
+ * message in its JSON, 405 without Allow, a session route passed without
+ * the session (or a write without its CSRF token), a setup route passed
+ * while the node is in a cluster without a session, a node-to-node route
+ * passed without a valid HMAC, a decoded path with a "." or ".." segment
+ * or a control character, a row id or an integer parameter out of range,
+ * a body accepted that the policy refuses, an announced body over the
+ * limit let through.
  */
 #include <stdint.h>
 
 #include "../../daemons/httpd/httpd.h"
-
-#define check(expr)                                                            \
-        do {                                                                   \
-                if (!(expr)) {                                                 \
-                        fprintf(stderr, "%s:%d: broken promise: %s\n",         \
-                                __FILE__, __LINE__, #expr);                    \
-                        abort();                                               \
-                }                                                              \
-        } while (0)
+#include "fuzz-util.h"
 
 #define LINE_MAX_BYTES 2048u
 #define QUERY_ARGS_MAX 16u
@@ -37,6 +34,8 @@
 static struct httpd_sessions *sessions;
 static char token[HTTPD_TOKEN_SIZE];
 static char csrf[HTTPD_TOKEN_SIZE];
+static const uint8_t peer_key[HTTPD_PEER_KEY_SIZE] = {1, 2, 3, 4, 5, 6, 7};
+#define REALTIME 1800000000000000ull
 
 /* Takes the next line of [*p, end) into buf (cut to fit). */
 static void take_line(const uint8_t **p, const uint8_t *end, char *buf,
@@ -91,8 +90,8 @@ static void verify_error(const struct httpd_error *e) {
         check(message[0] != '\0');
         status = httpd_error_status(e->code);
         check(status == 400 || status == 401 || status == 403 ||
-              status == 404 || status == 405 || status == 413 ||
-              status == 415 || status == 500);
+              status == 404 || status == 405 || status == 409 ||
+              status == 413 || status == 415 || status == 500 || status == 503);
         check((status == 405) == (e->allow[0] != '\0'));
 }
 
@@ -103,7 +102,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 options[LINE_MAX_BYTES];
         const uint8_t *p = data, *end = data + size;
         struct httpd_query_arg args[QUERY_ARGS_MAX];
-        char length[32], *query;
+        char length[32], *query, decoded[HTTPD_PATH_MAX + 1],
+                peer[HTTPD_PEER_AUTH_SIZE] = "";
+        struct httpd_router_context ctx;
         _cleanup_(json_object_putp) struct json_object *body = NULL;
         const char *body_text;
         size_t body_size, n_args = 0;
@@ -148,6 +149,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                  strchr(options, 'L') ? (size_t) HTTPD_BODY_MAX + 1
                                       : body_size);
 
+        if (strchr(options, 'p') &&
+            httpd_path_decode(target, decoded, sizeof decoded) >= 0)
+                httpd_peer_auth_format(peer_key, method, decoded, REALTIME,
+                                       "00112233", peer);
+        else if (strchr(options, 'q'))
+                snprintf(peer, sizeof peer, "%llu:00112233:%064x", REALTIME, 0);
+
         head = (struct httpd_head){
                 .method = method,
                 .path = target,
@@ -166,10 +174,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                           ? length
                                           : NULL,
                 .transfer_encoding = strchr(options, 'k') ? "chunked" : NULL,
+                .peer_auth = peer[0] ? peer : NULL,
+        };
+        ctx = (struct httpd_router_context){
+                .sessions = sessions,
+                .now = 2,
+                .realtime = REALTIME,
+                .cluster = strchr(options, 'n')   ? HTTPD_CLUSTER_NONE
+                           : strchr(options, 'u') ? HTTPD_CLUSTER_UNKNOWN
+                                                  : HTTPD_CLUSTER_MEMBER,
+                .peer_key = peer_key,
         };
 
         routes = httpd_api_routes(&n_routes);
-        r = httpd_router_resolve(routes, n_routes, sessions, 2, &head, &m, &e);
+        r = httpd_router_resolve(routes, n_routes, &ctx, &head, &m, &e);
         check(r == 0 || r == -EINVAL);
         if (r < 0) {
                 verify_error(&e);
@@ -180,7 +198,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         check(m.route >= routes && m.route < routes + n_routes);
         check(streq(httpd_method_to_string(m.route->method), method));
         verify_path(m.path);
-        if (m.route->permission != HTTPD_PUBLIC) {
+        switch (m.route->permission) {
+        case HTTPD_PUBLIC:
+                break;
+        case HTTPD_UNCLUSTERED:
+                check(ctx.cluster == HTTPD_CLUSTER_NONE);
+                break;
+        case HTTPD_PEER:
+                check(peer[0] && httpd_peer_auth_check(peer_key, method, m.path,
+                                                       REALTIME, peer));
+                break;
+        case HTTPD_SETUP:
+                check(ctx.cluster != HTTPD_CLUSTER_UNKNOWN);
+                if (ctx.cluster == HTTPD_CLUSTER_NONE)
+                        break;
+                _fallthrough_;
+        default:
                 check(head.session_cookie == token);
                 check(streq(m.administrator, "admin"));
                 if (httpd_method_writes(m.route->method))
@@ -188,6 +221,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         if (strstr(m.route->pattern, "{id}"))
                 check(m.id > 0);
+        for (size_t k = 0;
+             m.route->params && k < HTTPD_PARAMS_MAX && m.route->params[k].name;
+             k++)
+                if (m.has_param[k])
+                        check(m.params[k] >= m.route->params[k].min &&
+                              m.params[k] <= m.route->params[k].max);
         if (m.has_body && m.content_length != UINT64_MAX)
                 check(m.content_length <= httpd_route_body_max(m.route));
 

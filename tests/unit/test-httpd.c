@@ -2,31 +2,53 @@
 /*
  * Unit tests for haven-httpd (daemons/httpd/): the real server
  * (libmicrohttpd on the loop, 127.0.0.x only, a free port) driven by
- * clients in this process: plain sockets, GnuTLS for HTTPS, never
- * blocking (every wait pumps the loop and is bounded by a deadline, never
- * by sleeping). haven-domaind needs corosync for anything but reads, so a
- * stand-in on a real haven/msg.h socket answers its protocol
- * (docs/domain.md: status, query, submit, subscribe); the lab's system
- * tests run the real one. Pure parts (path decoding, sessions,
- * throttling, Accept-Encoding, hashed names) are tested directly, with
- * time as an argument.
+ * clients in this process: plain sockets, GnuTLS for HTTPS, a wslay
+ * WebSocket client for consoles, never blocking (every wait pumps the
+ * loop and is bounded by a deadline, never by sleeping).
+ *
+ * What runs for real: haven-httpd itself; haven-fenced and the lab's PDU
+ * simulator (haven-pdusim, a net-snmp agent) for the fencing endpoints;
+ * Debian's fence-agents for the agent list and metadata; ping for the
+ * network check. Test doubles, and why: haven-domaind needs corosync for
+ * anything but reads, so a stand-in on a real haven/msg.h socket answers
+ * its protocol (docs/domain.md: status, query, submit with insert, update,
+ * delete, stage, activate and discard, the status map, subscribe,
+ * cluster-create/-join, node-remove) from tables in memory (the lab's
+ * system tests run the real one); QEMU's VNC server is a local TCP server
+ * that greets like RFB and echoes (there is no VM controller yet). Pure
+ * parts (path decoding, sessions, throttling, Accept-Encoding, hashed
+ * names, the diff, the dashboard, samples, ping output, the fencing
+ * merge, peer HMACs) are tested directly, with time as an argument.
  *
  * Bad inputs tried:
- *   routing: unknown paths inside and outside /api, wrong methods, an
- *     unknown method, paths with %2e%2e, %2f, %00, %zz, control
- *     characters, "." and ".." segments, overlong paths, row ids "abc",
- *     "0", "007", 2^63, unknown and malformed query flags, too many
- *     query parameters;
- *   bodies: not JSON, empty, trailing garbage, an array, JSON null, a
- *     missing field, an extra field, a wrong type, an empty and an
- *     overlong string, a body on a bodiless route, a wrong Content-Type,
- *     an announced and a chunked body over the limit, a malformed
- *     Content-Length;
+ *   routing: unknown paths inside and outside /api, wrong methods on
+ *     every route, an unknown method, paths with %2e%2e, %2f, %00, %zz,
+ *     control characters, "." and ".." segments, overlong paths, row ids
+ *     "abc", "0", "007", 2^63, unknown and malformed query flags and
+ *     integer parameters (?limit=0, 1001, -1, 1e3, x), too many query
+ *     parameters;
+ *   bodies, on every route that takes one (generated from its policy):
+ *     not JSON, an empty body, an unknown field, each required field
+ *     missing, each field of the wrong type, each range and length
+ *     exceeded both ways, a body over the route's limit; and by hand:
+ *     trailing garbage, an array, JSON null, a body on a bodiless route,
+ *     a wrong Content-Type, a chunked body over the limit, a malformed
+ *     Content-Length, arrays of the wrong element type, a bad MAC, an
+ *     empty PATCH, an address that is no IP;
  *   sessions: no cookie, a malformed, unknown, expired, logged-out and
- *     evicted token, a missing and a wrong CSRF token;
+ *     evicted token, a missing and a wrong CSRF token on every write;
  *   logins: wrong passwords, unknown names, names with control
  *     characters, repeated failures per account and per address, the
  *     right password while blocked, parallel attempts;
+ *   domain answers: no quorum, conflict, invalid (with a field),
+ *     not-found, syncing, internal, an unknown code, no answer at all,
+ *     haven-domaind and haven-fenced gone;
+ *   setup: cluster-create and -join once in a cluster, network checks
+ *     beyond the MTU range, to a name, to nowhere;
+ *   certificates: garbage, a key of another certificate, an expired one;
+ *   consoles: no Upgrade, a wrong version, a bad key, a foreign Origin, a
+ *     VM that runs nowhere or has no VNC port, a splice without or with a
+ *     forged or stale HMAC, a VNC server that goes away;
  *   static files: ../, %2e%2e%2f, %2f..%2f, an encoded NUL, hidden
  *     files, symbolic links to a file and to a directory outside, missing
  *     files, q=0 for gzip;
@@ -43,17 +65,24 @@
 #include <arpa/inet.h>
 #include <crypt.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
+#include <wslay/wslay.h>
 
 #include "haven/log.h"
 #include "haven/msg.h"
+#include "haven/peer.h"
 #include "../../daemons/httpd/httpd.h"
 
 #include "test-util.h"
@@ -62,29 +91,73 @@
 #define WAIT_USEC (10u * 1000u * 1000u)
 #define ADMIN "admin"
 #define PASSWORD "correct horse battery"
+#define STANDINS_MAX 2
+#define SUBSCRIBERS_MAX 8
 
 /* ==== The haven-domaind stand-in ==== */
 
-struct standin {
-        struct haven_msg_server *server;
+/* What every stand-in (one per node) shares: the cluster's tables and
+ * status map, and the faults to inject. */
+struct standin_data {
         bool quorate;
         bool silent;              /* answer nothing (waiting tests) */
         const char *submit_error; /* answer submits with this code */
         const char *submit_error_field;
-        struct haven_msg_conn *subscriber;
-        struct json_object *hosts;       /* rows */
+        struct json_object *tables;      /* table name → rows */
+        struct json_object *entries;     /* [{node, key, value}] */
         struct json_object *last_submit; /* the request, as received */
         unsigned n_queries, n_submits;
         int64_t version;
+        bool offline[8]; /* by node id: members that are not online */
+};
+
+struct fixture;
+
+/* One node's haven-domaind socket. */
+struct standin {
+        struct fixture *fixture;
+        struct haven_msg_server *server;
+        char path[128];
+        int64_t node_id;
+        const char *node_name;
+        struct haven_msg_conn *subscribers[SUBSCRIBERS_MAX];
+        size_t n_subscribers;
 };
 
 struct fixture {
-        char dir[64], ui[96], state[96], socket[96];
+        char dir[64], ui[96], state[96], socket[96], socket2[96],
+                fenced_socket[96], authkey[96], proc[96], cert[128], key[128];
         sd_event *event;
-        struct standin domain;
-        struct httpd_config config;
-        struct httpd *httpd;
-        uint16_t port;
+        struct standin_data domain;
+        struct standin node[STANDINS_MAX];
+        struct httpd_config config, config2;
+        struct httpd *httpd, *httpd2;
+        uint16_t port, port2;
+        pid_t fenced, pdusim, vnc_child;
+        uint16_t pdusim_port;
+};
+
+static const char *const known_tables[] = {
+        "cluster",
+        "nodes",
+        "networks",
+        "hosts",
+        "infrastructure",
+        "administrators",
+        "fence_devices",
+        "fence_outlets",
+        "fence_requests",
+        "disks",
+        "vms",
+        "vm_disks",
+        "vm_nics",
+        "vm_cdroms",
+        "staged_changes",
+        "jobs",
+        "job_log",
+        "audit",
+        "alerts",
+        NULL,
 };
 
 static const char *admin_hash(void) {
@@ -99,6 +172,46 @@ static const char *admin_hash(void) {
                 snprintf(hash, sizeof hash, "%s", data.output);
         }
         return hash;
+}
+
+static bool table_known(const char *name) {
+        for (size_t i = 0; known_tables[i]; i++)
+                if (streq(known_tables[i], name))
+                        return true;
+        return false;
+}
+
+/* The rows of table (borrowed; created empty for a known table). */
+static struct json_object *table_rows(struct json_object *tables,
+                                      const char *name) {
+        struct json_object *rows;
+
+        if (!json_object_object_get_ex(tables, name, &rows)) {
+                rows = json_object_new_array();
+                json_object_object_add(tables, name, rows);
+        }
+        return rows;
+}
+
+static struct json_object *row_by_id(struct json_object *rows, int64_t id,
+                                     size_t *ret_index) {
+        for (size_t i = 0; i < json_object_array_length(rows); i++) {
+                struct json_object *row = json_object_array_get_idx(rows, i);
+                int64_t v = 0;
+
+                (void) haven_json_get_int64(row, "id", &v);
+                if (v == id) {
+                        if (ret_index)
+                                *ret_index = i;
+                        return row;
+                }
+        }
+        return NULL;
+}
+
+static bool json_same(struct json_object *a, struct json_object *b) {
+        return streq(json_object_to_json_string_ext(a, JSON_C_TO_STRING_PLAIN),
+                     json_object_to_json_string_ext(b, JSON_C_TO_STRING_PLAIN));
 }
 
 static int standin_send(struct haven_msg_conn *conn, struct json_object *req,
@@ -124,78 +237,530 @@ static int standin_error(struct haven_msg_conn *conn, struct json_object *req,
         return standin_send(conn, req, o);
 }
 
+/* Sends event to every subscriber of every node. */
+static void standin_broadcast(struct fixture *f, struct json_object *event) {
+        for (size_t n = 0; n < STANDINS_MAX; n++)
+                for (size_t i = 0; i < f->node[n].n_subscribers; i++)
+                        (void) haven_msg_conn_send(f->node[n].subscribers[i],
+                                                   event);
+}
+
 static int standin_query(struct standin *s, struct haven_msg_conn *conn,
                          struct json_object *req) {
+        struct standin_data *d = &s->fixture->domain;
         _cleanup_(json_object_putp) struct json_object *o =
                 json_object_new_object();
-        struct json_object *rows = json_object_new_array(), *where = NULL;
-        const char *table = "", *name = NULL;
-        int64_t id = 0;
+        struct json_object *rows = json_object_new_array(), *where = NULL, *all;
+        const char *table = "";
 
         (void) haven_json_get_string(req, "table", &table);
         (void) haven_json_get_object(req, "where", &where);
-        (void) haven_json_get_string(where, "name", &name);
-        (void) haven_json_get_int64(where, "id", &id);
-        s->n_queries++;
-        if (streq(table, "administrators") && name && streq(name, ADMIN)) {
-                struct json_object *row = json_object_new_object();
+        d->n_queries++;
+        if (!table_known(table)) {
+                json_object_put(rows);
+                return standin_error(conn, req, "invalid", "unknown table",
+                                     "table");
+        }
+        all = table_rows(d->tables, table);
+        for (size_t i = 0; i < json_object_array_length(all); i++) {
+                struct json_object *row = json_object_array_get_idx(all, i);
+                bool match = true;
 
-                json_object_object_add(row, "id", json_object_new_int64(1));
-                json_object_object_add(row, "version",
-                                       json_object_new_int64(1));
-                json_object_object_add(row, "name",
-                                       json_object_new_string(ADMIN));
-                json_object_object_add(row, "password_hash",
-                                       json_object_new_string(admin_hash()));
-                json_object_array_add(rows, row);
-        } else if (streq(table, "hosts"))
-                for (size_t i = 0; i < json_object_array_length(s->hosts);
-                     i++) {
-                        struct json_object *row =
-                                json_object_array_get_idx(s->hosts, i);
-                        int64_t row_id = 0;
+                if (where) {
+                        json_object_object_foreach(where, key, value) {
+                                struct json_object *v = NULL;
 
-                        (void) haven_json_get_int64(row, "id", &row_id);
-                        if (id == 0 || row_id == id)
-                                json_object_array_add(rows,
-                                                      json_object_get(row));
+                                (void) json_object_object_get_ex(row, key, &v);
+                                if (!json_same(v, value))
+                                        match = false;
+                        }
                 }
+                if (match)
+                        json_object_array_add(rows, json_object_get(row));
+        }
         json_object_object_add(o, "rows", rows);
         return standin_send(conn, req, o);
 }
 
+/* ==== The stand-in's transactions ==== */
+
+struct txn {
+        struct json_object *tables; /* a copy, replaced on success */
+        int64_t version;
+        const char *actor;
+        struct json_object *touched; /* table names */
+        const char *code, *field;
+        char message[128];
+};
+
+static int txn_fail(struct txn *t, const char *code, const char *field,
+                    const char *message) {
+        t->code = code;
+        t->field = field;
+        snprintf(t->message, sizeof t->message, "%s", message);
+        return -EINVAL;
+}
+
+static void txn_touch(struct txn *t, const char *table) {
+        for (size_t i = 0; i < json_object_array_length(t->touched); i++)
+                if (streq(json_object_get_string(
+                                  json_object_array_get_idx(t->touched, i)),
+                          table))
+                        return;
+        json_object_array_add(t->touched, json_object_new_string(table));
+}
+
+static int64_t next_id(struct json_object *rows) {
+        int64_t max = 0;
+
+        for (size_t i = 0; i < json_object_array_length(rows); i++) {
+                int64_t v = 0;
+
+                (void) haven_json_get_int64(json_object_array_get_idx(rows, i),
+                                            "id", &v);
+                if (v > max)
+                        max = v;
+        }
+        return max + 1;
+}
+
+static int txn_apply(struct txn *t, struct json_object *ops,
+                     struct json_object *results);
+
+static int txn_insert(struct txn *t, const char *table,
+                      struct json_object *values, int64_t *ret_id) {
+        struct json_object *rows = table_rows(t->tables, table), *row;
+        const char *name;
+        int64_t node = 0;
+
+        /* The two rules of the domain's the tests rely on. */
+        if (haven_json_get_string(values, "name", &name) >= 0)
+                for (size_t i = 0; i < json_object_array_length(rows); i++) {
+                        const char *other = NULL;
+
+                        (void) haven_json_get_string(
+                                json_object_array_get_idx(rows, i), "name",
+                                &other);
+                        if (other && streq(other, name))
+                                return txn_fail(t, "invalid", "name",
+                                                "the name is taken");
+                }
+        if (streq(table, "fence_requests") &&
+            haven_json_get_int64(values, "node_id", &node) >= 0)
+                for (size_t i = 0; i < json_object_array_length(rows); i++) {
+                        struct json_object *r =
+                                json_object_array_get_idx(rows, i);
+                        const char *state = "pending";
+                        int64_t other = 0;
+
+                        (void) haven_json_get_int64(r, "node_id", &other);
+                        (void) haven_json_get_string(r, "state", &state);
+                        if (other == node && (streq(state, "pending") ||
+                                              streq(state, "running")))
+                                return txn_fail(t, "invalid", "node_id",
+                                                "the node has an open "
+                                                "request");
+                }
+        row = json_object_new_object();
+        *ret_id = next_id(rows);
+        json_object_object_add(row, "id", json_object_new_int64(*ret_id));
+        json_object_object_add(row, "version",
+                               json_object_new_int64(t->version));
+        if (streq(table, "fence_requests")) {
+                json_object_object_add(row, "state",
+                                       json_object_new_string("pending"));
+                json_object_object_add(row, "action",
+                                       json_object_new_string("off"));
+        }
+        json_object_object_foreach(values, key, value)
+                json_object_object_add(row, key, json_object_get(value));
+        json_object_array_add(rows, row);
+        txn_touch(t, table);
+        return 0;
+}
+
+static int txn_op(struct txn *t, struct json_object *op, int64_t *ret_id) {
+        const char *kind = "", *table = "";
+        struct json_object *values = NULL, *rows, *row;
+        int64_t id = 0, expect = -1, version = 0;
+        size_t index;
+
+        *ret_id = 0;
+        (void) haven_json_get_string(op, "op", &kind);
+        (void) haven_json_get_string(op, "table", &table);
+        (void) haven_json_get_object(op, "values", &values);
+        (void) haven_json_get_int64(op, "id", &id);
+        (void) haven_json_get_int64(op, "expect_version", &expect);
+
+        if (streq(kind, "stage")) {
+                struct json_object *inner = NULL, *v = json_object_new_object();
+                const char *summary = "";
+
+                (void) haven_json_get_array(op, "ops", &inner);
+                (void) haven_json_get_string(op, "summary", &summary);
+                json_object_object_add(v, "ops", json_object_get(inner));
+                json_object_object_add(v, "summary",
+                                       json_object_new_string(summary));
+                json_object_object_add(v, "created_by",
+                                       json_object_new_string(t->actor));
+                json_object_object_add(
+                        v, "created_at",
+                        json_object_new_int64(
+                                (int64_t) haven_now_usec(CLOCK_REALTIME)));
+                int r = txn_insert(t, "staged_changes", v, ret_id);
+                json_object_put(v);
+                return r;
+        }
+        if (streq(kind, "activate")) {
+                struct json_object *staged = table_rows(t->tables,
+                                                        "staged_changes"),
+                                   *job = json_object_new_object(), *cluster;
+                int r = 0;
+
+                for (size_t i = 0;
+                     r >= 0 && i < json_object_array_length(staged); i++) {
+                        struct json_object *inner = NULL,
+                                           *results = json_object_new_array();
+
+                        (void) haven_json_get_array(
+                                json_object_array_get_idx(staged, i), "ops",
+                                &inner);
+                        r = txn_apply(t, inner, results);
+                        json_object_put(results);
+                }
+                if (r < 0) {
+                        json_object_put(job);
+                        return r;
+                }
+                json_object_object_add(t->tables, "staged_changes",
+                                       json_object_new_array());
+                txn_touch(t, "staged_changes");
+                cluster = json_object_array_get_idx(
+                        table_rows(t->tables, "cluster"), 0);
+                if (cluster) {
+                        int64_t cv = 0;
+
+                        (void) haven_json_get_int64(cluster, "config_version",
+                                                    &cv);
+                        json_object_object_add(cluster, "config_version",
+                                               json_object_new_int64(cv + 1));
+                }
+                json_object_object_add(job, "kind",
+                                       json_object_new_string("activate"));
+                json_object_object_add(job, "state",
+                                       json_object_new_string("running"));
+                json_object_object_add(job, "created_by",
+                                       json_object_new_string(t->actor));
+                r = txn_insert(t, "jobs", job, ret_id);
+                json_object_put(job);
+                return r;
+        }
+        if (streq(kind, "discard")) {
+                json_object_object_add(t->tables, "staged_changes",
+                                       json_object_new_array());
+                txn_touch(t, "staged_changes");
+                return 0;
+        }
+        if (!table_known(table))
+                return txn_fail(t, "invalid", "table", "unknown table");
+        if (streq(kind, "insert"))
+                return txn_insert(t, table, values, ret_id);
+        rows = table_rows(t->tables, table);
+        row = row_by_id(rows, id, &index);
+        if (!row)
+                return txn_fail(t, "not-found", "id", "no such row");
+        (void) haven_json_get_int64(row, "version", &version);
+        if (expect >= 0 && expect != version)
+                return txn_fail(t, "conflict", NULL, "the row changed");
+        txn_touch(t, table);
+        *ret_id = id;
+        if (streq(kind, "delete")) {
+                json_object_array_del_idx(rows, index, 1);
+                return 0;
+        }
+        if (!streq(kind, "update"))
+                return txn_fail(t, "invalid", "op", "unknown op");
+        json_object_object_foreach(values, key, value)
+                json_object_object_add(row, key, json_object_get(value));
+        json_object_object_add(row, "version",
+                               json_object_new_int64(t->version));
+        return 0;
+}
+
+static int txn_apply(struct txn *t, struct json_object *ops,
+                     struct json_object *results) {
+        for (size_t i = 0; i < json_object_array_length(ops); i++) {
+                struct json_object *result;
+                int64_t id;
+                int r = txn_op(t, json_object_array_get_idx(ops, i), &id);
+
+                if (r < 0)
+                        return r;
+                result = json_object_new_object();
+                if (id)
+                        json_object_object_add(result, "id",
+                                               json_object_new_int64(id));
+                json_object_array_add(results, result);
+        }
+        return 0;
+}
+
+/* Commits ops (or fails as a whole), broadcasts the commit. */
+static int standin_commit(struct fixture *f, struct json_object *ops,
+                          const char *actor, struct json_object **ret_results,
+                          struct txn *ret_txn) {
+        struct standin_data *d = &f->domain;
+        _cleanup_(json_object_putp) struct json_object *copy = NULL,
+                                                       *results = NULL,
+                                                       *event = NULL;
+        int r;
+
+        assert_int_equal(json_object_deep_copy(d->tables, &copy, NULL), 0);
+        *ret_txn = (struct txn){.tables = copy,
+                                .version = d->version + 1,
+                                .actor = actor,
+                                .touched = json_object_new_array()};
+        results = json_object_new_array();
+        r = txn_apply(ret_txn, ops, results);
+        if (r < 0) {
+                json_object_put(ret_txn->touched);
+                return r;
+        }
+        json_object_put(d->tables);
+        d->tables = TAKE_PTR(copy);
+        d->version++;
+        event = json_object_new_object();
+        json_object_object_add(event, "event",
+                               json_object_new_string("commit"));
+        json_object_object_add(event, "version",
+                               json_object_new_int64(d->version));
+        json_object_object_add(event, "tables", ret_txn->touched);
+        json_object_object_add(event, "actor", json_object_new_string(actor));
+        standin_broadcast(f, event);
+        *ret_results = TAKE_PTR(results);
+        return 0;
+}
+
 static int standin_submit(struct standin *s, struct haven_msg_conn *conn,
                           struct json_object *req) {
+        struct standin_data *d = &s->fixture->domain;
         _cleanup_(json_object_putp) struct json_object *o =
                 json_object_new_object();
-        struct json_object *results = json_object_new_array(), *result;
+        struct json_object *ops = NULL, *results = NULL;
+        const char *actor = "?";
+        struct txn t;
 
-        s->n_submits++;
-        json_object_put(s->last_submit);
-        s->last_submit = json_object_get(req);
-        if (!s->quorate) {
-                json_object_put(results);
+        d->n_submits++;
+        json_object_put(d->last_submit);
+        d->last_submit = json_object_get(req);
+        if (!d->quorate)
                 return standin_error(conn, req, "no-quorum",
                                      "votequorum says no", NULL);
-        }
-        if (s->submit_error) {
-                json_object_put(results);
-                return standin_error(conn, req, s->submit_error,
+        if (d->submit_error)
+                return standin_error(conn, req, d->submit_error,
                                      "refused by the stand-in",
-                                     s->submit_error_field);
-        }
-        s->version++;
-        result = json_object_new_object();
-        json_object_object_add(result, "id", json_object_new_int64(42));
-        json_object_array_add(results, result);
-        json_object_object_add(o, "version", json_object_new_int64(s->version));
+                                     d->submit_error_field);
+        (void) haven_json_get_array(req, "ops", &ops);
+        (void) haven_json_get_string(req, "actor", &actor);
+        if (standin_commit(s->fixture, ops, actor, &results, &t) < 0)
+                return standin_error(conn, req, t.code, t.message, t.field);
+        json_object_object_add(o, "version", json_object_new_int64(d->version));
         json_object_object_add(o, "results", results);
         return standin_send(conn, req, o);
+}
+
+/* ==== The stand-in's status map and the rest ==== */
+
+static int standin_status(struct standin *s, struct haven_msg_conn *conn,
+                          struct json_object *req) {
+        struct standin_data *d = &s->fixture->domain;
+        _cleanup_(json_object_putp) struct json_object *o =
+                json_object_new_object();
+        struct json_object *members = json_object_new_array(),
+                           *nodes = table_rows(d->tables, "nodes"),
+                           *cluster = json_object_array_get_idx(
+                                   table_rows(d->tables, "cluster"), 0),
+                           *cv = NULL;
+
+        for (size_t i = 0; i < json_object_array_length(nodes); i++) {
+                struct json_object *n = json_object_array_get_idx(nodes, i),
+                                   *m = json_object_new_object(), *v;
+                int64_t id = 0;
+
+                (void) haven_json_get_int64(n, "node_id", &id);
+                json_object_object_add(m, "id", json_object_new_int64(id));
+                if (json_object_object_get_ex(n, "name", &v))
+                        json_object_object_add(m, "name", json_object_get(v));
+                if (json_object_object_get_ex(n, "state", &v))
+                        json_object_object_add(m, "state", json_object_get(v));
+                json_object_object_add(
+                        m, "online",
+                        json_object_new_boolean(id < 0 || id >= 8 ||
+                                                !d->offline[id]));
+                json_object_array_add(members, m);
+        }
+        if (cluster)
+                (void) json_object_object_get_ex(cluster, "config_version",
+                                                 &cv);
+        json_object_object_add(o, "quorate",
+                               json_object_new_boolean(d->quorate));
+        json_object_object_add(o, "synced", json_object_new_boolean(true));
+        json_object_object_add(o, "version", json_object_new_int64(d->version));
+        json_object_object_add(o, "config_version",
+                               cv ? json_object_get(cv)
+                                  : json_object_new_int64(0));
+        json_object_object_add(o, "checksum",
+                               json_object_new_string("0000000000000000"));
+        json_object_object_add(o, "node_id",
+                               cluster ? json_object_new_int64(s->node_id)
+                                       : NULL);
+        json_object_object_add(o, "node_name",
+                               json_object_new_string(s->node_name));
+        json_object_object_add(o, "members", members);
+        json_object_object_add(o, "manager", NULL);
+        return standin_send(conn, req, o);
+}
+
+/* Puts (value non-NULL) or removes this node's entry key, as domaind's
+ * status-publish, and tells the subscribers. */
+static void standin_entry(struct fixture *f, int64_t node, const char *key,
+                          struct json_object *value) {
+        struct standin_data *d = &f->domain;
+        _cleanup_(json_object_putp) struct json_object *event =
+                json_object_new_object();
+
+        for (size_t i = 0; i < json_object_array_length(d->entries); i++) {
+                struct json_object *e =
+                        json_object_array_get_idx(d->entries, i);
+                const char *k = "";
+                int64_t n = 0;
+
+                (void) haven_json_get_string(e, "key", &k);
+                (void) haven_json_get_int64(e, "node", &n);
+                if (n == node && streq(k, key)) {
+                        json_object_array_del_idx(d->entries, i, 1);
+                        break;
+                }
+        }
+        if (value) {
+                struct json_object *e = json_object_new_object();
+
+                json_object_object_add(e, "node", json_object_new_int64(node));
+                json_object_object_add(e, "key", json_object_new_string(key));
+                json_object_object_add(e, "value", json_object_get(value));
+                json_object_array_add(d->entries, e);
+        }
+        json_object_object_add(event, "event",
+                               json_object_new_string("status"));
+        json_object_object_add(event, "node", json_object_new_int64(node));
+        json_object_object_add(event, "key", json_object_new_string(key));
+        json_object_object_add(event, "value", json_object_get(value));
+        standin_broadcast(f, event);
+}
+
+static int standin_status_read(struct standin *s, struct haven_msg_conn *conn,
+                               struct json_object *req) {
+        struct standin_data *d = &s->fixture->domain;
+        _cleanup_(json_object_putp) struct json_object *o =
+                json_object_new_object();
+        struct json_object *entries = json_object_new_array();
+        const char *prefix = "";
+        int64_t node = 0;
+
+        (void) haven_json_get_string(req, "prefix", &prefix);
+        (void) haven_json_get_int64(req, "node", &node);
+        for (size_t i = 0; i < json_object_array_length(d->entries); i++) {
+                struct json_object *e =
+                        json_object_array_get_idx(d->entries, i);
+                const char *k = "";
+                int64_t n = 0;
+
+                (void) haven_json_get_string(e, "key", &k);
+                (void) haven_json_get_int64(e, "node", &n);
+                if (strncmp(k, prefix, strlen(prefix)) == 0 &&
+                    (!node || n == node))
+                        json_object_array_add(entries, json_object_get(e));
+        }
+        json_object_object_add(o, "entries", entries);
+        return standin_send(conn, req, o);
+}
+
+static int standin_cluster(struct standin *s, struct haven_msg_conn *conn,
+                           struct json_object *req, bool create) {
+        struct fixture *f = s->fixture;
+        _cleanup_(json_object_putp) struct json_object
+                *o = json_object_new_object(),
+                *ops = json_object_new_array(), *results = NULL;
+        struct json_object *v;
+        const char *name = "joined";
+        struct txn t;
+
+        (void) haven_json_get_string(req, "name", &name);
+        if (json_object_array_length(table_rows(f->domain.tables, "cluster")) >
+            0)
+                return standin_error(conn, req, "invalid",
+                                     "this node is in a cluster already", NULL);
+        v = json("{\"op\": \"insert\", \"table\": \"cluster\", "
+                 "\"values\": {\"config_version\": 0}}");
+        json_object_object_add(json_object_object_get(v, "values"), "name",
+                               json_object_new_string(name));
+        json_object_array_add(ops, v);
+        if (standin_commit(f, ops, "haven-domaind", &results, &t) < 0)
+                return standin_error(conn, req, t.code, t.message, t.field);
+        json_object_object_add(o, "cluster", json_object_new_string(name));
+        json_object_object_add(o, "node_id", json_object_new_int64(s->node_id));
+        (void) create;
+        return standin_send(conn, req, o);
+}
+
+static int standin_node_remove(struct standin *s, struct haven_msg_conn *conn,
+                               struct json_object *req) {
+        struct fixture *f = s->fixture;
+        struct json_object *nodes = table_rows(f->domain.tables, "nodes");
+        const char *name = "";
+
+        /* As domaind: a write, so quorum first. */
+        if (!f->domain.quorate)
+                return standin_error(conn, req, "no-quorum",
+                                     "votequorum says no", NULL);
+        (void) haven_json_get_string(req, "node", &name);
+        for (size_t i = 0; i < json_object_array_length(nodes); i++) {
+                const char *n = "";
+                int64_t id = 0, version = 0;
+
+                (void) haven_json_get_string(
+                        json_object_array_get_idx(nodes, i), "name", &n);
+                (void) haven_json_get_int64(json_object_array_get_idx(nodes, i),
+                                            "id", &id);
+                (void) haven_json_get_int64(json_object_array_get_idx(nodes, i),
+                                            "version", &version);
+                if (streq(n, name)) {
+                        _cleanup_(json_object_putp) struct json_object
+                                *ops = json_object_new_array(),
+                                *results = NULL, *o = NULL;
+                        struct json_object *op = json_object_new_object();
+                        struct txn t;
+
+                        json_object_object_add(
+                                op, "op", json_object_new_string("delete"));
+                        json_object_object_add(op, "table",
+                                               json_object_new_string("nodes"));
+                        json_object_object_add(op, "id",
+                                               json_object_new_int64(id));
+                        json_object_array_add(ops, op);
+                        assert_int_equal(
+                                standin_commit(f, ops, "api", &results, &t), 0);
+                        o = json("{\"ok\": true}");
+                        return standin_send(conn, req, o);
+                }
+        }
+        return standin_error(conn, req, "not-found", "no such node", "node");
 }
 
 static int standin_handler(struct haven_msg_conn *conn, struct json_object *req,
                            void *userdata) {
         struct standin *s = userdata;
+        struct standin_data *d = &s->fixture->domain;
         const char *name = "";
 
         (void) haven_json_get_string(req, "request", &name);
@@ -203,54 +768,86 @@ static int standin_handler(struct haven_msg_conn *conn, struct json_object *req,
                 _cleanup_(json_object_putp) struct json_object *o =
                         json("{\"subscribed\": true}");
 
-                haven_msg_conn_unref(s->subscriber);
-                s->subscriber = haven_msg_conn_ref(conn);
+                assert_true(s->n_subscribers < SUBSCRIBERS_MAX);
+                s->subscribers[s->n_subscribers++] = haven_msg_conn_ref(conn);
                 return standin_send(conn, req, o);
         }
-        if (s->silent)
+        if (d->silent)
                 return 0;
-        if (streq(name, "status")) {
-                _cleanup_(json_object_putp) struct json_object *o =
-                        json("{\"quorate\": true, \"synced\": true, "
-                             "\"version\": 7, \"node_name\": \"node1\", "
-                             "\"members\": [{\"id\": 1, \"name\": \"node1\", "
-                             "\"state\": \"active\", \"online\": true}]}");
-
-                json_object_object_add(o, "quorate",
-                                       json_object_new_boolean(s->quorate));
-                return standin_send(conn, req, o);
-        }
+        if (streq(name, "status"))
+                return standin_status(s, conn, req);
         if (streq(name, "query"))
                 return standin_query(s, conn, req);
         if (streq(name, "submit"))
                 return standin_submit(s, conn, req);
+        if (streq(name, "status-read"))
+                return standin_status_read(s, conn, req);
+        if (streq(name, "status-publish")) {
+                _cleanup_(json_object_putp) struct json_object *o =
+                        json("{\"ok\": true}");
+                struct json_object *value = NULL;
+                const char *key = "";
+
+                (void) haven_json_get_string(req, "key", &key);
+                (void) json_object_object_get_ex(req, "value", &value);
+                standin_entry(s->fixture, s->node_id, key, value);
+                return standin_send(conn, req, o);
+        }
+        if (streq(name, "cluster-create") || streq(name, "cluster-join"))
+                return standin_cluster(s, conn, req,
+                                       streq(name, "cluster-create"));
+        if (streq(name, "node-remove"))
+                return standin_node_remove(s, conn, req);
         return standin_error(conn, req, "invalid", "unknown request",
                              "request");
 }
 
-static void standin_start(struct fixture *f) {
+static void standin_start_node(struct fixture *f, size_t n) {
+        struct standin *s = &f->node[n];
         struct haven_msg_server_config config = {
-                .path = f->socket,
+                .path = s->path,
                 .mode = 0600,
                 .handler = standin_handler,
-                .userdata = &f->domain,
+                .userdata = s,
         };
 
-        assert_int_equal(
-                haven_msg_server_new(f->event, &config, &f->domain.server), 0);
+        assert_int_equal(haven_msg_server_new(f->event, &config, &s->server),
+                         0);
+}
+
+static void standin_stop_node(struct fixture *f, size_t n) {
+        struct standin *s = &f->node[n];
+
+        for (size_t i = 0; i < s->n_subscribers; i++)
+                haven_msg_conn_unref(s->subscribers[i]);
+        s->n_subscribers = 0;
+        s->server = haven_msg_server_free(s->server);
+}
+
+static void standin_start(struct fixture *f) {
+        standin_start_node(f, 0);
 }
 
 static void standin_stop(struct fixture *f) {
-        f->domain.subscriber = haven_msg_conn_unref(f->domain.subscriber);
-        f->domain.server = haven_msg_server_free(f->domain.server);
+        standin_stop_node(f, 0);
 }
 
-/* Pushes an event to httpd's subscription, as domaind does. */
+/* Pushes an event to node 1's subscribers (httpd's), as domaind does. */
 static void standin_push(struct fixture *f, const char *text) {
         _cleanup_(json_object_putp) struct json_object *o = json(text);
 
-        assert_non_null(f->domain.subscriber);
-        assert_int_equal(haven_msg_conn_send(f->domain.subscriber, o), 0);
+        assert_true(f->node[0].n_subscribers > 0);
+        for (size_t i = 0; i < f->node[0].n_subscribers; i++)
+                (void) haven_msg_conn_send(f->node[0].subscribers[i], o);
+}
+
+/* Replaces table's rows with text (a JSON array). */
+static void table_set(struct fixture *f, const char *table, const char *text) {
+        json_object_object_add(f->domain.tables, table, json(text));
+}
+
+static struct json_object *table_get(struct fixture *f, const char *table) {
+        return table_rows(f->domain.tables, table);
 }
 
 /* ==== Files ==== */
@@ -303,6 +900,31 @@ static void make_ui(struct fixture *f) {
 
 /* ==== Fixture ==== */
 
+static void pump(struct fixture *f, uint64_t usec) {
+        assert_true(sd_event_run(f->event, usec) >= 0);
+}
+
+/* Runs the loop until h's link to its stand-in has subscribed, knows the
+ * cluster state and built the dashboard once: then nothing else talks to
+ * the stand-in until a test does. */
+static void wait_settled(struct fixture *f, struct httpd *h, size_t n) {
+        uint64_t deadline = now_usec() + WAIT_USEC;
+
+        while (f->node[n].n_subscribers == 0 ||
+               !httpd_domain_connected(httpd_domain(h)) ||
+               httpd_cluster_state(h) == HTTPD_CLUSTER_UNKNOWN ||
+               httpd_dashboard_builds(httpd_dashboard(h)) == 0) {
+                assert_true(now_usec() < deadline);
+                pump(f, 10000);
+        }
+        for (int i = 0; i < 20; i++)
+                pump(f, 1000);
+}
+
+static void wait_subscribed(struct fixture *f) {
+        wait_settled(f, f->httpd, 0);
+}
+
 static void httpd_start(struct fixture *f) {
         assert_int_equal(httpd_new(f->event, &f->config, &f->httpd), 0);
         f->port = httpd_port(f->httpd);
@@ -313,26 +935,27 @@ static void httpd_stop(struct fixture *f) {
         f->httpd = httpd_free(f->httpd);
 }
 
-static void pump(struct fixture *f, uint64_t usec) {
-        assert_true(sd_event_run(f->event, usec) >= 0);
+static void start(struct fixture *f) {
+        httpd_start(f);
+        wait_subscribed(f);
+        f->domain.n_queries = 0;
+        f->domain.n_submits = 0;
 }
 
-/* Runs the loop until httpd's link to the stand-in has subscribed. */
-static void wait_subscribed(struct fixture *f) {
-        uint64_t deadline = now_usec() + WAIT_USEC;
+static void write_authkey(const char *path) {
+        uint8_t key[256];
+        int fd;
 
-        while (!f->domain.subscriber ||
-               !httpd_domain_connected(httpd_domain(f->httpd))) {
-                assert_true(now_usec() < deadline);
-                pump(f, 10000);
-        }
-        /* The subscription's answer reaches httpd too. */
-        for (int i = 0; i < 20; i++)
-                pump(f, 1000);
+        assert_int_equal(gnutls_rnd(GNUTLS_RND_RANDOM, key, sizeof key), 0);
+        fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0400);
+        assert_true(fd >= 0);
+        assert_int_equal(write(fd, key, sizeof key), (ssize_t) sizeof key);
+        close(fd);
 }
 
 static int setup(void **state) {
         struct fixture *f = calloc(1, sizeof *f);
+        char row[512];
 
         assert_non_null(f);
         strcpy(f->dir, "/tmp/test-httpd-XXXXXX");
@@ -340,14 +963,50 @@ static int setup(void **state) {
         snprintf(f->ui, sizeof f->ui, "%s/ui", f->dir);
         snprintf(f->state, sizeof f->state, "%s/state", f->dir);
         snprintf(f->socket, sizeof f->socket, "%s/domaind.sock", f->dir);
+        snprintf(f->socket2, sizeof f->socket2, "%s/domaind2.sock", f->dir);
+        snprintf(f->fenced_socket, sizeof f->fenced_socket, "%s/fenced.sock",
+                 f->dir);
+        snprintf(f->authkey, sizeof f->authkey, "%s/authkey", f->dir);
+        snprintf(f->proc, sizeof f->proc, "%s/proc", f->dir);
         assert_int_equal(mkdir(f->state, 0700), 0);
         make_ui(f);
+        write_authkey(f->authkey);
         assert_int_equal(sd_event_new(&f->event), 0);
 
+        /* A cluster of two nodes; httpd runs on node 1. */
         f->domain.quorate = true;
         f->domain.version = 10;
-        f->domain.hosts = json("[{\"id\": 3, \"version\": 9, \"name\": "
-                               "\"ntp1\", \"address\": \"198.18.0.50\"}]");
+        f->domain.tables = json_object_new_object();
+        f->domain.entries = json_object_new_array();
+        table_set(f, "cluster",
+                  "[{\"id\": 1, \"version\": 1, \"name\": \"lab\", "
+                  "\"uuid\": \"00000000-0000-0000-0000-000000000001\", "
+                  "\"config_version\": 3}]");
+        table_set(f, "nodes",
+                  "[{\"id\": 1, \"version\": 2, \"node_id\": 1, \"name\": "
+                  "\"node1\", \"addresses\": [\"127.0.0.1\"], \"state\": "
+                  "\"active\", \"memory_mib\": 4096, \"host_reserve_mib\": "
+                  "1024, \"esan_member\": false, \"fence_delay_ms\": 0}, "
+                  "{\"id\": 2, \"version\": 3, \"node_id\": 2, \"name\": "
+                  "\"node2\", \"addresses\": [\"127.0.0.1\"], \"state\": "
+                  "\"active\", \"memory_mib\": 4096, \"host_reserve_mib\": "
+                  "1024, \"esan_member\": false, \"fence_delay_ms\": 0}]");
+        snprintf(row, sizeof row,
+                 "[{\"id\": 1, \"version\": 1, \"name\": \"" ADMIN "\", "
+                 "\"password_hash\": \"%s\", \"created_at\": 1}]",
+                 admin_hash());
+        table_set(f, "administrators", row);
+        table_set(f, "hosts",
+                  "[{\"id\": 3, \"version\": 9, \"name\": \"ntp1\", "
+                  "\"address\": \"198.18.0.50\"}]");
+        for (size_t n = 0; n < STANDINS_MAX; n++) {
+                f->node[n].fixture = f;
+                f->node[n].node_id = (int64_t) n + 1;
+                f->node[n].node_name = n == 0 ? "node1" : "node2";
+                snprintf(f->node[n].path, sizeof f->node[n].path, "%s",
+                         n == 0 ? f->socket : f->socket2);
+        }
+        f->fenced = f->pdusim = f->vnc_child = -1;
         standin_start(f);
 
         httpd_config_init(&f->config);
@@ -356,16 +1015,39 @@ static int setup(void **state) {
         f->config.tls = false;
         f->config.ui_dir = f->ui;
         f->config.domaind_socket = f->socket;
+        f->config.fenced_socket = f->fenced_socket;
+        f->config.authkey_path = f->authkey;
+        f->config.metrics_dir = f->state;
+        f->config.metrics_interval_usec = 0;
+        f->config.peer_tls = false;
+        snprintf(f->cert, sizeof f->cert, "%s/httpd.crt", f->state);
+        snprintf(f->key, sizeof f->key, "%s/httpd.key", f->state);
+        f->config.cert_path = f->cert;
+        f->config.key_path = f->key;
         *state = f;
         return 0;
+}
+
+static void child_stop(pid_t *pid) {
+        if (*pid > 0) {
+                (void) kill(*pid, SIGTERM);
+                (void) waitpid(*pid, NULL, 0);
+        }
+        *pid = -1;
 }
 
 static int teardown(void **state) {
         struct fixture *f = *state;
 
+        f->httpd2 = httpd_free(f->httpd2);
         httpd_stop(f);
-        standin_stop(f);
-        json_object_put(f->domain.hosts);
+        child_stop(&f->fenced);
+        child_stop(&f->pdusim);
+        child_stop(&f->vnc_child);
+        for (size_t n = 0; n < STANDINS_MAX; n++)
+                standin_stop_node(f, n);
+        json_object_put(f->domain.tables);
+        json_object_put(f->domain.entries);
         json_object_put(f->domain.last_submit);
         sd_event_unref(f->event);
         remove_tree(f->dir);
@@ -687,6 +1369,8 @@ static void request_queue(struct client *c, const char *method,
 
 /* One request on a new connection from source (NULL: 127.0.0.1); the
  * response must come. */
+static void coverage_note(const char *method, const char *path, int status);
+
 static void http_from(struct fixture *f, const char *source, const char *method,
                       const char *path, const struct session *s,
                       const char *extra_headers, const char *body,
@@ -700,6 +1384,7 @@ static void http_from(struct fixture *f, const char *source, const char *method,
                 fail();
         }
         client_close(c);
+        coverage_note(method, path, ret->status);
 }
 
 /* The response is an error in the one shape, with this code and field. */
@@ -767,11 +1452,6 @@ static void login(struct fixture *f, struct session *ret) {
         response_done(&r);
 }
 
-static void start(struct fixture *f) {
-        httpd_start(f);
-        wait_subscribed(f);
-}
-
 /* ==== Routing ==== */
 
 static void unknown_paths_are_404_in_the_error_shape(void **state) {
@@ -820,6 +1500,30 @@ static void wrong_method_is_405_with_allow(void **state) {
         response_done(&r);
 }
 
+/* A path for a route's pattern: {id} is id, {name} an agent's name. */
+static void pattern_path(const char *pattern, const char *id, char *buf,
+                         size_t size) {
+        size_t n = 0;
+
+        for (const char *p = pattern; *p && n + 1 < size;) {
+                const char *with = NULL;
+
+                if (strncmp(p, "{id}", 4) == 0) {
+                        with = id;
+                        p += 4;
+                } else if (strncmp(p, "{name}", 6) == 0) {
+                        with = "fence_apc_snmp";
+                        p += 6;
+                }
+                if (with) {
+                        n += (size_t) snprintf(buf + n, size - n, "%s", with);
+                        continue;
+                }
+                buf[n++] = *p++;
+        }
+        buf[n < size ? n : size - 1] = '\0';
+}
+
 /* Every route but the public ones, with any body, answers 401 without a
  * session, and so does a cookie that is not a live session. */
 static void every_route_without_session_is_401(void **state) {
@@ -839,11 +1543,12 @@ static void every_route_without_session_is_401(void **state) {
         for (size_t i = 0; i < n; i++) {
                 char path[256];
 
-                if (routes[i].permission == HTTPD_PUBLIC)
+                /* Public, or public until the node is in a cluster (it is
+                 * here: those answer 409, see the wizard's tests). */
+                if (routes[i].permission == HTTPD_PUBLIC ||
+                    routes[i].permission == HTTPD_UNCLUSTERED)
                         continue;
-                snprintf(path, sizeof path, "%s", routes[i].pattern);
-                if (strstr(path, "{id}"))
-                        strcpy(strstr(path, "{id}"), "3");
+                pattern_path(routes[i].pattern, "3", path, sizeof path);
                 for (size_t k = 0; k < ELEMENTSOF(cookies); k++) {
                         struct response r;
 
@@ -985,7 +1690,7 @@ static void oversized_bodies_are_413(void **state) {
         c = client_connect(f);
         request_queue(c, "POST", "/api/v1/hosts", &s,
                       "Content-Type: application/json\r\n"
-                      "Content-Length: 1048577\r\n",
+                      "Content-Length: 65537\r\n",
                       NULL);
         assert_true(client_wait(f, c, false, &r));
         assert_error(&r, 413, "too-large", NULL);
@@ -993,12 +1698,12 @@ static void oversized_bodies_are_413(void **state) {
         client_close(c);
 
         /* Chunked: refused once the limit is passed. */
-        big = malloc(HTTPD_BODY_MAX + 2);
+        big = malloc(HTTPD_RESOURCE_BODY_MAX + 2);
         assert_non_null(big);
-        memset(big, ' ', HTTPD_BODY_MAX + 1);
+        memset(big, ' ', HTTPD_RESOURCE_BODY_MAX + 1);
         big[0] = '{';
-        big[HTTPD_BODY_MAX] = '}';
-        big[HTTPD_BODY_MAX + 1] = '\0';
+        big[HTTPD_RESOURCE_BODY_MAX] = '}';
+        big[HTTPD_RESOURCE_BODY_MAX + 1] = '\0';
         c = client_connect(f);
         request_queue(c, "POST", "/api/v1/hosts", &s,
                       "Content-Type: application/json\r\n"
@@ -1008,9 +1713,9 @@ static void oversized_bodies_are_413(void **state) {
                 char chunk_head[32];
 
                 snprintf(chunk_head, sizeof chunk_head, "%zx\r\n",
-                         (size_t) HTTPD_BODY_MAX + 1);
+                         (size_t) HTTPD_RESOURCE_BODY_MAX + 1);
                 client_queue_text(c, chunk_head);
-                client_queue(c, big, HTTPD_BODY_MAX + 1);
+                client_queue(c, big, HTTPD_RESOURCE_BODY_MAX + 1);
                 client_queue_text(c, "\r\n0\r\n\r\n");
         }
         assert_true(client_wait(f, c, false, &r));
@@ -1019,8 +1724,8 @@ static void oversized_bodies_are_413(void **state) {
         client_close(c);
 
         /* Exactly at the limit is fine (and then validated). */
-        big[HTTPD_BODY_MAX - 1] = '}';
-        big[HTTPD_BODY_MAX] = '\0';
+        big[HTTPD_RESOURCE_BODY_MAX - 1] = '}';
+        big[HTTPD_RESOURCE_BODY_MAX] = '\0';
         http(f, "POST", "/api/v1/hosts", &s, NULL, big, &r);
         assert_error(&r, 400, "invalid", "name");
         response_done(&r);
@@ -1413,7 +2118,7 @@ static void hosts_are_staged_by_default_and_applied_with_now(void **state) {
         assert_int_equal(haven_json_get_bool(o, "staged", &staged), 0);
         assert_true(staged);
         assert_int_equal(haven_json_get_int64(o, "change_id", &n), 0);
-        assert_int_equal(n, 42);
+        assert_int_equal(n, 1); /* the first staged change */
         response_done(&r);
 
         /* What domaind got: one stage op around the insert. */
@@ -1445,7 +2150,7 @@ static void hosts_are_staged_by_default_and_applied_with_now(void **state) {
         assert_int_equal(r.status, 201);
         p = body_json(&r);
         assert_int_equal(haven_json_get_int64(p, "id", &n), 0);
-        assert_int_equal(n, 42);
+        assert_int_equal(n, 4); /* after ntp1's 3 */
         assert_int_equal(haven_json_get_int64(p, "version", &n), 0);
         assert_int_equal(n, 12);
         response_done(&r);
@@ -1466,6 +2171,19 @@ static void host_delete_carries_the_row_version(void **state) {
 
         start(f);
         login(f, &s);
+        /* Staged: the row stays until activation. */
+        http(f, "DELETE", "/api/v1/hosts/3", &s, NULL, NULL, &r);
+        assert_int_equal(r.status, 202);
+        response_done(&r);
+        assert_int_equal(
+                haven_json_get_array(f->domain.last_submit, "ops", &ops), 0);
+        op = json_object_array_get_idx(ops, 0);
+        assert_int_equal(haven_json_get_array(op, "ops", &inner), 0);
+        assert_int_equal(json_object_array_length(inner), 1);
+        op = json_object_array_get_idx(inner, 0);
+        assert_int_equal(haven_json_get_int64(op, "expect_version", &n), 0);
+        assert_int_equal(n, 9);
+
         http(f, "DELETE", "/api/v1/hosts/3?now=1", &s, NULL, NULL, &r);
         assert_int_equal(r.status, 200);
         response_done(&r);
@@ -1480,15 +2198,7 @@ static void host_delete_carries_the_row_version(void **state) {
                 haven_json_get_string(f->domain.last_submit, "audit", &audit),
                 0);
         assert_string_equal(audit, "delete hosts 3 \"ntp1\"");
-
-        http(f, "DELETE", "/api/v1/hosts/3", &s, NULL, NULL, &r);
-        assert_int_equal(r.status, 202);
-        response_done(&r);
-        assert_int_equal(
-                haven_json_get_array(f->domain.last_submit, "ops", &ops), 0);
-        op = json_object_array_get_idx(ops, 0);
-        assert_int_equal(haven_json_get_array(op, "ops", &inner), 0);
-        assert_int_equal(json_object_array_length(inner), 1);
+        assert_int_equal(json_object_array_length(table_get(f, "hosts")), 0);
 
         http(f, "DELETE", "/api/v1/hosts/77", &s, NULL, NULL, &r);
         assert_error(&r, 404, "not-found", "id");
@@ -1654,6 +2364,7 @@ static void event_stream_carries_domain_events(void **state) {
         request_queue(c, "GET", "/api/v1/events", &s, NULL, NULL);
         assert_true(client_wait_text(f, c, "retry: ", WAIT_USEC));
         assert_true(strncmp(c->in, "HTTP/1.1 200", 12) == 0);
+        coverage_note("GET", "/api/v1/events", 200);
         r = (struct response){.head = c->in};
         assert_string_equal(header(&r, "Content-Type", type, sizeof type),
                             "text/event-stream");
@@ -1931,10 +2642,12 @@ static void errors_map_through_one_table(void **state) {
                 {HTTPD_ERROR_NOT_FOUND, 404, "not-found"},
                 {HTTPD_ERROR_METHOD, 405, "method-not-allowed"},
                 {HTTPD_ERROR_CONFLICT, 409, "conflict"},
+                {HTTPD_ERROR_CLUSTERED, 409, "clustered"},
                 {HTTPD_ERROR_TOO_LARGE, 413, "too-large"},
                 {HTTPD_ERROR_MEDIA_TYPE, 415, "unsupported-media-type"},
                 {HTTPD_ERROR_THROTTLED, 429, "throttled"},
                 {HTTPD_ERROR_INTERNAL, 500, "internal"},
+                {HTTPD_ERROR_NOT_IMPLEMENTED, 501, "not-implemented"},
                 {HTTPD_ERROR_NO_QUORUM, 503, "no-quorum"},
                 {HTTPD_ERROR_SYNCING, 503, "syncing"},
                 {HTTPD_ERROR_UNAVAILABLE, 503, "unavailable"},
@@ -2159,6 +2872,2815 @@ static void broken_certificate_files_are_refused(void **state) {
                 -EBADMSG);
 }
 
+/* ==== Helpers for the API's tests ==== */
+
+/* A request with a JSON body (may be NULL) that must answer status;
+ * returns the answer's JSON (a new reference; NULL without a body). */
+static struct json_object *call(struct fixture *f, const char *method,
+                                const char *path, const struct session *s,
+                                const char *body, int status) {
+        struct json_object *o = NULL;
+        struct response r;
+
+        http(f, method, path, s, NULL, body, &r);
+        if (r.status != status)
+                fprintf(stderr, "%s %s: %d %s\n", method, path, r.status,
+                        r.body);
+        assert_int_equal(r.status, status);
+        if (r.body_size > 0)
+                o = body_json(&r);
+        response_done(&r);
+        return o;
+}
+
+/* The same for an expected error: its code and field. */
+static void call_error(struct fixture *f, const char *method, const char *path,
+                       const struct session *s, const char *body, int status,
+                       const char *code, const char *field) {
+        struct response r;
+
+        http(f, method, path, s, NULL, body, &r);
+        if (r.status != status)
+                fprintf(stderr, "%s %s %s: %d %s\n", method, path,
+                        body ? body : "", r.status, r.body);
+        assert_error(&r, status, code, field);
+        response_done(&r);
+}
+
+static int64_t int_of(struct json_object *o, const char *key) {
+        int64_t v = INT64_MIN;
+
+        assert_int_equal(haven_json_get_int64(o, key, &v), 0);
+        return v;
+}
+
+static const char *string_of(struct json_object *o, const char *key) {
+        const char *v = NULL;
+
+        assert_int_equal(haven_json_get_string(o, key, &v), 0);
+        return v;
+}
+
+static struct json_object *array_of(struct json_object *o, const char *key) {
+        struct json_object *v = NULL;
+
+        assert_int_equal(haven_json_get_array(o, key, &v), 0);
+        return v;
+}
+
+/* The row of the stand-in's table with id (borrowed), or NULL. */
+static struct json_object *row_of(struct fixture *f, const char *table,
+                                  int64_t id) {
+        return row_by_id(table_get(f, table), id, NULL);
+}
+
+static size_t rows_in(struct fixture *f, const char *table) {
+        return json_object_array_length(table_get(f, table));
+}
+
+/* ==== Coverage: every route answered a success somewhere ==== */
+
+static bool covered[256];
+
+/* Whether path has the shape of pattern, as the router matches. */
+static bool route_matches(const char *pattern, const char *path) {
+        const char *p = pattern, *q = path;
+
+        if (streq(pattern, HTTPD_STATIC_PATTERN))
+                return strncmp(path, "/api/", 5) != 0 && !streq(path, "/api");
+        while (*p && *q) {
+                size_t np = strcspn(p, "/"), nq = strcspn(q, "/");
+
+                if (p[0] == '{') {
+                        if (nq == 0)
+                                return false;
+                } else if (np != nq || memcmp(p, q, np) != 0)
+                        return false;
+                p += np;
+                q += nq;
+                if (*p != *q)
+                        return false;
+                if (*p) {
+                        p++;
+                        q++;
+                }
+        }
+        return *p == '\0' && *q == '\0';
+}
+
+static void coverage_note(const char *method, const char *path, int status) {
+        const struct httpd_route *routes;
+        char bare[512];
+        size_t n;
+
+        /* 501: the documented answer of the VM actions nobody carries out
+         * yet (until haven-vmd exists). */
+        if (!((status >= 200 && status < 300) || status == 101 ||
+              status == 501))
+                return;
+        snprintf(bare, sizeof bare, "%.*s", (int) strcspn(path, "?"), path);
+        routes = httpd_api_routes(&n);
+        assert_true(n <= ELEMENTSOF(covered));
+        for (size_t i = 0; i < n; i++)
+                if (streq(httpd_method_to_string(routes[i].method), method) &&
+                    route_matches(routes[i].pattern, bare)) {
+                        covered[i] = true;
+                        return;
+                }
+}
+
+/* ==== Every route, from the table ==== */
+
+static void every_path_refuses_other_methods_with_405(void **state) {
+        static const enum httpd_method methods[] = {
+                HTTPD_GET, HTTPD_POST, HTTPD_PUT, HTTPD_PATCH, HTTPD_DELETE};
+        struct fixture *f = *state;
+        const struct httpd_route *routes;
+        size_t n, checked = 0;
+
+        start(f);
+        routes = httpd_api_routes(&n);
+        for (size_t i = 0; i < n; i++) {
+                unsigned allowed = 0;
+                char path[256], allow[64] = "";
+
+                if (streq(routes[i].pattern, HTTPD_STATIC_PATTERN))
+                        continue;
+                pattern_path(routes[i].pattern, "1", path, sizeof path);
+                for (size_t k = 0; k < n; k++)
+                        if (route_matches(routes[k].pattern, path))
+                                allowed |= 1u << routes[k].method;
+                for (int m = 0; m < _HTTPD_METHOD_MAX; m++)
+                        if (allowed & (1u << m))
+                                snprintf(allow + strlen(allow),
+                                         sizeof allow - strlen(allow), "%s%s",
+                                         allow[0] ? ", " : "",
+                                         httpd_method_to_string(m));
+                for (size_t k = 0; k < ELEMENTSOF(methods); k++) {
+                        struct response r;
+                        char buf[64];
+
+                        if (allowed & (1u << methods[k]))
+                                continue;
+                        http(f, httpd_method_to_string(methods[k]), path, NULL,
+                             NULL, NULL, &r);
+                        assert_error(&r, 405, "method-not-allowed", NULL);
+                        assert_non_null(header(&r, "Allow", buf, sizeof buf));
+                        assert_string_equal(buf, allow);
+                        response_done(&r);
+                        checked++;
+                }
+        }
+        assert_true(checked > 100);
+        assert_int_equal(f->domain.n_queries, 0);
+}
+
+static void every_write_needs_the_csrf_token(void **state) {
+        struct fixture *f = *state;
+        const struct httpd_route *routes;
+        struct session s, none, wrong;
+        size_t n, checked = 0;
+
+        start(f);
+        login(f, &s);
+        none = s;
+        none.csrf[0] = '\0';
+        wrong = s;
+        wrong.csrf[5] = wrong.csrf[5] == 'A' ? 'B' : 'A';
+        routes = httpd_api_routes(&n);
+        for (size_t i = 0; i < n; i++) {
+                char path[256];
+
+                if (!httpd_method_writes(routes[i].method) ||
+                    (routes[i].permission != HTTPD_SESSION &&
+                     routes[i].permission != HTTPD_SETUP))
+                        continue;
+                pattern_path(routes[i].pattern, "1", path, sizeof path);
+                call_error(f, httpd_method_to_string(routes[i].method), path,
+                           &none, routes[i].policy ? "{}" : NULL, 403, "csrf",
+                           NULL);
+                call_error(f, httpd_method_to_string(routes[i].method), path,
+                           &wrong, routes[i].policy ? "{}" : NULL, 403, "csrf",
+                           NULL);
+                checked++;
+        }
+        assert_true(checked > 50);
+        assert_int_equal(f->domain.n_submits, 0);
+}
+
+/* A value that meets field's policy. */
+static struct json_object *value_valid(const struct haven_json_field *field) {
+        bool limits = field->min != 0 || field->max != 0;
+
+        switch (field->kind) {
+        case HAVEN_JSON_STRING: {
+                int64_t len = limits && field->min > 0 ? field->min : 1;
+                char *text = malloc((size_t) len + 1);
+                struct json_object *o;
+
+                assert_non_null(text);
+                memset(text, 'a', (size_t) len);
+                text[len] = '\0';
+                o = json_object_new_string(text);
+                free(text);
+                return o;
+        }
+        case HAVEN_JSON_INT:
+                return json_object_new_int64(limits ? field->min : 1);
+        case HAVEN_JSON_BOOL:
+                return json_object_new_boolean(true);
+        case HAVEN_JSON_OBJECT:
+                return json_object_new_object();
+        case HAVEN_JSON_ARRAY: {
+                struct json_object *a = json_object_new_array();
+
+                for (int64_t i = 0; limits && i < field->min; i++)
+                        json_object_array_add(a, json_object_new_string("a"));
+                return a;
+        }
+        case HAVEN_JSON_ENUM:
+                return json_object_new_string(field->choices[0]);
+        default:
+                return json_object_new_int(1);
+        }
+}
+
+/* A value of another type than field takes (NULL: none to give). */
+static struct json_object *
+value_wrong_type(const struct haven_json_field *field) {
+        switch (field->kind) {
+        case HAVEN_JSON_STRING:
+                return json_object_new_int(12);
+        case HAVEN_JSON_INT:
+                return json_object_new_string("12");
+        case HAVEN_JSON_BOOL:
+                return json_object_new_string("yes");
+        case HAVEN_JSON_OBJECT:
+                return json_object_new_array();
+        case HAVEN_JSON_ARRAY:
+                return json_object_new_object();
+        case HAVEN_JSON_ENUM:
+                return json_object_new_int(7);
+        default:
+                return NULL;
+        }
+}
+
+/* Values just outside field's range, both ways where there is a bound:
+ * into out[0..2], returns how many. */
+static size_t values_out_of_range(const struct haven_json_field *field,
+                                  struct json_object *out[3]) {
+        size_t n = 0;
+
+        if (field->min == 0 && field->max == 0) {
+                if (field->kind == HAVEN_JSON_ENUM)
+                        out[n++] = json_object_new_string("no-such-choice");
+                return n;
+        }
+        switch (field->kind) {
+        case HAVEN_JSON_INT:
+                if (field->min > INT64_MIN)
+                        out[n++] = json_object_new_int64(field->min - 1);
+                if (field->max < INT64_MAX)
+                        out[n++] = json_object_new_int64(field->max + 1);
+                break;
+        case HAVEN_JSON_STRING: {
+                size_t len = (size_t) field->max + 1;
+                char *text = malloc(len + 1);
+
+                assert_non_null(text);
+                memset(text, 'a', len);
+                text[len] = '\0';
+                out[n++] = json_object_new_string(text);
+                if (field->min > 0) {
+                        text[field->min - 1] = '\0';
+                        out[n++] = json_object_new_string(text);
+                }
+                free(text);
+                break;
+        }
+        case HAVEN_JSON_ARRAY: {
+                struct json_object *a = json_object_new_array();
+
+                for (int64_t i = 0; i <= field->max; i++)
+                        json_object_array_add(a, json_object_new_string("a"));
+                out[n++] = a;
+                break;
+        }
+        default:
+                break;
+        }
+        return n;
+}
+
+/* The route's body with every required field valid, field (if not NULL)
+ * set to value (taken over; NULL: left out). */
+static char *body_with(const struct httpd_route *route, const char *field,
+                       struct json_object *value, bool set) {
+        _cleanup_(json_object_putp) struct json_object *o =
+                json_object_new_object();
+        char *text;
+
+        for (size_t i = 0; i < route->n_policy; i++) {
+                const struct haven_json_field *p = &route->policy[i];
+
+                if (field && streq(p->name, field))
+                        continue;
+                if (p->required)
+                        json_object_object_add(o, p->name, value_valid(p));
+        }
+        if (field && set)
+                json_object_object_add(o, field, value);
+        text = strdup(
+                json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+        assert_non_null(text);
+        return text;
+}
+
+/* Every route that takes a body, every way its policy can be broken:
+ * each answered 400 (413 for the size) naming the field, before any
+ * handler runs. The node is in no cluster, so setup routes take bodies
+ * without a session too. */
+static void every_body_breaks_its_policy_in_every_way(void **state) {
+        struct fixture *f = *state;
+        const struct httpd_route *routes;
+        struct session s;
+        size_t n, cases = 0;
+
+        table_set(f, "cluster", "[]");
+        start(f);
+        login(f, &s);
+        routes = httpd_api_routes(&n);
+        for (size_t i = 0; i < n; i++) {
+                const struct httpd_route *route = &routes[i];
+                const char *method = httpd_method_to_string(route->method);
+                char path[256], length[96];
+                struct response r;
+
+                if (!route->policy)
+                        continue;
+                pattern_path(route->pattern, "1", path, sizeof path);
+                call_error(f, method, path, &s, "{", 400, "bad-request", NULL);
+                call_error(f, method, path, &s, "[]", 400, "invalid", NULL);
+                call_error(f, method, path, &s, "{\"zzz_unknown\": 1}", 400,
+                           "invalid", "zzz_unknown");
+                for (size_t k = 0; k < route->n_policy; k++) {
+                        const struct haven_json_field *p = &route->policy[k];
+                        struct json_object *bad[3], *v;
+                        _cleanup_free_ char *missing = NULL, *text = NULL;
+                        size_t nb;
+
+                        if (p->required) {
+                                missing =
+                                        body_with(route, p->name, NULL, false);
+                                call_error(f, method, path, &s, missing, 400,
+                                           "invalid", p->name);
+                                cases++;
+                        }
+                        v = value_wrong_type(p);
+                        if (v) {
+                                text = body_with(route, p->name, v, true);
+                                call_error(f, method, path, &s, text, 400,
+                                           "invalid", p->name);
+                                free(TAKE_PTR(text));
+                                cases++;
+                        }
+                        if (!p->nullable) {
+                                text = body_with(route, p->name, NULL, true);
+                                call_error(f, method, path, &s, text, 400,
+                                           "invalid", p->name);
+                                free(TAKE_PTR(text));
+                                cases++;
+                        }
+                        nb = values_out_of_range(p, bad);
+                        for (size_t b = 0; b < nb; b++) {
+                                text = body_with(route, p->name, bad[b], true);
+                                call_error(f, method, path, &s, text, 400,
+                                           "invalid", p->name);
+                                free(TAKE_PTR(text));
+                                cases++;
+                        }
+                }
+                /* Over the route's limit, announced: refused unread. */
+                snprintf(length, sizeof length,
+                         "Content-Type: application/json\r\n"
+                         "Content-Length: %zu\r\n",
+                         (size_t) httpd_route_body_max(route) + 1);
+                {
+                        struct client *c = client_connect(f);
+
+                        request_queue(c, method, path, &s, length, NULL);
+                        assert_true(client_wait(f, c, false, &r));
+                        assert_error(&r, 413, "too-large", NULL);
+                        response_done(&r);
+                        client_close(c);
+                }
+        }
+        assert_true(cases > 300);
+        assert_int_equal(f->domain.n_submits, 0);
+}
+
+/* ==== Resources ==== */
+
+static void every_table_is_listed_read_added_changed_and_deleted(void **state) {
+        static const struct {
+                const char *path, *table, *body, *patch, *key;
+        } cases[] = {
+                {"networks", "networks",
+                 "{\"name\": \"lan\", \"uplinks\": [\"eth1\", \"eth2\"], "
+                 "\"bonding_mode\": \"802.3ad\", \"vlan_id\": 12, \"mtu\": "
+                 "9000}",
+                 "{\"mtu\": 1500, \"vlan_id\": null}", "mtu"},
+                {"hosts", "hosts",
+                 "{\"name\": \"web1\", \"address\": \"198.18.0.9\"}",
+                 "{\"address\": \"198.18.0.10\"}", "address"},
+                {"fence-devices", "fence_devices",
+                 "{\"name\": \"pdu9\", \"type\": \"apc-snmp\", \"address\": "
+                 "\"198.18.0.254\", \"parameters\": {\"community\": "
+                 "\"private\"}, \"enabled\": true}",
+                 "{\"enabled\": false}", "enabled"},
+                {"fence-outlets", "fence_outlets",
+                 "{\"node_id\": 1, \"device_id\": 1, \"outlet\": \"A4\", "
+                 "\"level\": 1}",
+                 "{\"level\": 2}", "level"},
+                {"disks", "disks",
+                 "{\"name\": \"d1\", \"kind\": \"shared\", \"size_mib\": 1024, "
+                 "\"path\": \"/dev/sdb\", \"nodes\": [1, 2]}",
+                 "{\"size_mib\": 2048}", "size_mib"},
+                {"vms", "vms",
+                 "{\"name\": \"web1\", \"vcpus\": 2, \"memory_mib\": 512, "
+                 "\"ha\": \"on\", \"preferred_node_id\": 2, \"priority\": 700, "
+                 "\"description\": \"the web server\"}",
+                 "{\"vcpus\": 4}", "vcpus"},
+                {"vm-disks", "vm_disks",
+                 "{\"vm_id\": 1, \"disk_id\": 1, \"bus\": \"virtio\", "
+                 "\"boot_order\": 1}",
+                 "{\"bus\": \"scsi\"}", "bus"},
+                {"vm-nics", "vm_nics",
+                 "{\"vm_id\": 1, \"network_id\": 1, \"mac\": "
+                 "\"52:54:00:12:34:56\", \"model\": \"virtio\"}",
+                 "{\"model\": \"e1000\"}", "model"},
+                {"vm-cdroms", "vm_cdroms",
+                 "{\"vm_id\": 1, \"iso_path\": \"/iso/debian.iso\"}",
+                 "{\"iso_path\": null}", "iso_path"},
+        };
+        struct fixture *f = *state;
+        struct session s;
+
+        start(f);
+        login(f, &s);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_(json_object_putp) struct json_object *o = NULL,
+                                                               *p = NULL,
+                                                               *patch = NULL;
+                struct json_object *row, *v, *w;
+                char path[192], one[128];
+                size_t before = rows_in(f, cases[i].table);
+                int64_t id;
+
+                snprintf(path, sizeof path, "/api/v1/%s?now=1", cases[i].path);
+                o = call(f, "POST", path, &s, cases[i].body, 201);
+                id = int_of(o, "id");
+                assert_int_equal(rows_in(f, cases[i].table), before + 1);
+                row = row_of(f, cases[i].table, id);
+                assert_non_null(row);
+
+                snprintf(path, sizeof path, "/api/v1/%s", cases[i].path);
+                json_object_put(o);
+                o = call(f, "GET", path, &s, NULL, 200);
+                assert_int_equal(json_object_array_length(array_of(o, "items")),
+                                 before + 1);
+
+                snprintf(one, sizeof one, "/api/v1/%s/%" PRIi64, cases[i].path,
+                         id);
+                p = call(f, "GET", one, &s, NULL, 200);
+                assert_int_equal(int_of(p, "id"), id);
+
+                snprintf(path, sizeof path, "%s?now=1", one);
+                json_object_put(o);
+                o = call(f, "PATCH", path, &s, cases[i].patch, 200);
+                assert_int_equal(int_of(o, "updated"), id);
+                patch = json(cases[i].patch);
+                row = row_of(f, cases[i].table, id);
+                v = json_object_object_get(patch, cases[i].key);
+                assert_true(json_object_object_get_ex(row, cases[i].key, &w));
+                assert_true(json_same(v, w));
+
+                json_object_put(o);
+                o = call(f, "DELETE", path, &s, NULL, 200);
+                assert_int_equal(int_of(o, "deleted"), id);
+                assert_null(row_of(f, cases[i].table, id));
+                call_error(f, "GET", one, &s, NULL, 404, "not-found", "id");
+                call_error(f, "PATCH", path, &s, cases[i].patch, 404,
+                           "not-found", "id");
+                call_error(f, "DELETE", path, &s, NULL, 404, "not-found", "id");
+        }
+}
+
+static void cluster_and_nodes_are_read_and_changed(void **state) {
+        struct fixture *f = *state;
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        struct session s;
+        const char *audit;
+
+        start(f);
+        login(f, &s);
+        o = call(f, "GET", "/api/v1/cluster", &s, NULL, 200);
+        assert_string_equal(string_of(o, "name"), "lab");
+        json_object_put(o);
+        o = call(f, "PATCH", "/api/v1/cluster", &s, "{\"name\": \"prod\"}",
+                 202);
+        assert_true(
+                json_object_get_boolean(json_object_object_get(o, "staged")));
+        assert_string_equal(string_of(row_of(f, "cluster", 1), "name"), "lab");
+        json_object_put(o);
+
+        o = call(f, "GET", "/api/v1/nodes", &s, NULL, 200);
+        assert_int_equal(json_object_array_length(array_of(o, "items")), 2);
+        json_object_put(o);
+        o = call(f, "GET", "/api/v1/nodes/2", &s, NULL, 200);
+        assert_string_equal(string_of(o, "name"), "node2");
+        json_object_put(o);
+        o = call(f, "PATCH", "/api/v1/nodes/2?now=1", &s,
+                 "{\"fence_delay_ms\": 5000, \"esan_member\": true}", 200);
+        assert_int_equal(int_of(row_of(f, "nodes", 2), "fence_delay_ms"), 5000);
+        json_object_put(o);
+        call_error(f, "PATCH", "/api/v1/nodes/2", &s,
+                   "{\"fence_delay_ms\": 600001}", 400, "invalid",
+                   "fence_delay_ms");
+        call_error(f, "PATCH", "/api/v1/nodes/2", &s, "{\"state\": \"asleep\"}",
+                   400, "invalid", "state");
+        call_error(f, "PATCH", "/api/v1/nodes/2", &s, "{\"name\": \"n\"}", 400,
+                   "invalid", "name");
+
+        /* Actions: applied at once, never staged. */
+        o = call(f, "POST", "/api/v1/nodes/2/actions/maintenance", &s, NULL,
+                 200);
+        assert_string_equal(string_of(o, "state"), "maintenance");
+        assert_string_equal(string_of(row_of(f, "nodes", 2), "state"),
+                            "maintenance");
+        assert_int_equal(
+                haven_json_get_string(f->domain.last_submit, "audit", &audit),
+                0);
+        assert_string_equal(audit, "node \"node2\": maintenance");
+        json_object_put(o);
+        o = call(f, "POST", "/api/v1/nodes/2/actions/standby", &s, NULL, 200);
+        json_object_put(o);
+        o = call(f, "POST", "/api/v1/nodes/2/actions/active", &s, NULL, 200);
+        assert_string_equal(string_of(row_of(f, "nodes", 2), "state"),
+                            "active");
+        assert_int_equal(rows_in(f, "staged_changes"), 1); /* the cluster's */
+        call_error(f, "POST", "/api/v1/nodes/9/actions/active", &s, NULL, 404,
+                   "not-found", "id");
+        call_error(f, "POST", "/api/v1/nodes/2/actions/active", &s, "{}", 400,
+                   "bad-request", NULL);
+
+        /* Removal is domaind's node-remove. */
+        json_object_put(o);
+        o = call(f, "DELETE", "/api/v1/nodes/2", &s, NULL, 200);
+        assert_int_equal(int_of(o, "deleted"), 2);
+        assert_int_equal(rows_in(f, "nodes"), 1);
+}
+
+static void
+infrastructure_is_one_row_and_hides_the_mail_password(void **state) {
+        struct fixture *f = *state;
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        struct json_object *v;
+        struct session s;
+
+        start(f);
+        login(f, &s);
+        call_error(f, "GET", "/api/v1/infrastructure", &s, NULL, 404,
+                   "not-found", NULL);
+        /* The first change adds the row. */
+        o = call(f, "PATCH", "/api/v1/infrastructure?now=1", &s,
+                 "{\"ntp_servers\": [\"ntp1.example.org\"], \"mail_password\": "
+                 "\"s3cret\", \"admin_email\": \"ops@example.org\"}",
+                 201);
+        json_object_put(o);
+        o = call(f, "GET", "/api/v1/infrastructure", &s, NULL, 200);
+        assert_false(json_object_object_get_ex(o, "mail_password", &v));
+        assert_true(json_object_get_boolean(
+                json_object_object_get(o, "mail_password_set")));
+        assert_string_equal(string_of(o, "admin_email"), "ops@example.org");
+        /* Never in the audit log. */
+        {
+                const char *audit = NULL;
+
+                assert_int_equal(haven_json_get_string(f->domain.last_submit,
+                                                       "audit", &audit),
+                                 0);
+                assert_null(strstr(audit, "s3cret"));
+                assert_non_null(strstr(audit, "mail_password=***"));
+        }
+        json_object_put(o);
+        o = call(f, "PATCH", "/api/v1/infrastructure?now=1", &s,
+                 "{\"mail_password\": null}", 200);
+        json_object_put(o);
+        o = call(f, "GET", "/api/v1/infrastructure", &s, NULL, 200);
+        assert_false(json_object_get_boolean(
+                json_object_object_get(o, "mail_password_set")));
+        assert_int_equal(rows_in(f, "infrastructure"), 1);
+        call_error(f, "PATCH", "/api/v1/infrastructure", &s,
+                   "{\"dns_search\": [5]}", 400, "invalid", "dns_search");
+        call_error(f, "PATCH", "/api/v1/infrastructure", &s,
+                   "{\"dns_forwarders\": [\"\"]}", 400, "invalid",
+                   "dns_forwarders");
+        call_error(f, "PATCH", "/api/v1/infrastructure", &s, "{}", 400,
+                   "invalid", NULL);
+}
+
+static void
+administrators_get_yescrypt_hashes_and_never_show_them(void **state) {
+        struct fixture *f = *state;
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        struct json_object *items, *v, *row;
+        _cleanup_free_ char *first_hash = NULL;
+        struct session s;
+        const char *hash, *audit;
+
+        start(f);
+        login(f, &s);
+        o = call(f, "POST", "/api/v1/administrators?now=1", &s,
+                 "{\"name\": \"bob\", \"password\": \"bob-password-1\"}", 201);
+        row = row_of(f, "administrators", int_of(o, "id"));
+        assert_non_null(row);
+        hash = string_of(row, "password_hash");
+        assert_true(strncmp(hash, "$y$", 3) == 0);
+        assert_true(httpd_password_check("bob-password-1", hash));
+        assert_false(httpd_password_check("bob-password-2", hash));
+        first_hash = strdup(hash);
+        assert_int_equal(
+                haven_json_get_string(f->domain.last_submit, "audit", &audit),
+                0);
+        assert_string_equal(audit, "add administrators: name=\"bob\"");
+        json_object_put(o);
+
+        o = call(f, "GET", "/api/v1/administrators", &s, NULL, 200);
+        items = array_of(o, "items");
+        assert_int_equal(json_object_array_length(items), 2);
+        for (size_t i = 0; i < 2; i++)
+                assert_false(json_object_object_get_ex(
+                        json_object_array_get_idx(items, i), "password_hash",
+                        &v));
+        json_object_put(o);
+        o = call(f, "GET", "/api/v1/administrators/2", &s, NULL, 200);
+        assert_string_equal(string_of(o, "name"), "bob");
+        assert_false(json_object_object_get_ex(o, "password_hash", &v));
+        json_object_put(o);
+
+        o = call(f, "PATCH", "/api/v1/administrators/2?now=1", &s,
+                 "{\"password\": \"bob-password-2\"}", 200);
+        hash = string_of(row_of(f, "administrators", 2), "password_hash");
+        assert_string_not_equal(hash, first_hash);
+        assert_true(httpd_password_check("bob-password-2", hash));
+        json_object_put(o);
+
+        /* Staged: the hash waits in the change, shown masked. */
+        o = call(f, "POST", "/api/v1/administrators", &s,
+                 "{\"name\": \"carol\", \"password\": \"carol-password\"}",
+                 202);
+        json_object_put(o);
+        o = call(f, "GET", "/api/v1/changes", &s, NULL, 200);
+        assert_null(strstr(json_object_to_json_string(o), "$y$"));
+        assert_non_null(strstr(json_object_to_json_string(o), "***"));
+        call_error(f, "POST", "/api/v1/administrators", &s,
+                   "{\"name\": \"dave\", \"password\": \"short\"}", 400,
+                   "invalid", "password");
+}
+
+static void the_last_administrator_cannot_be_deleted(void **state) {
+        struct fixture *f = *state;
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        struct session s, bob;
+        struct response r;
+        const char *csrf;
+        char cookie[256];
+
+        start(f);
+        login(f, &s);
+        call_error(f, "DELETE", "/api/v1/administrators/1?now=1", &s, NULL, 409,
+                   "conflict", "id");
+        o = call(f, "POST", "/api/v1/administrators?now=1", &s,
+                 "{\"name\": \"bob\", \"password\": \"bob-password-1\"}", 201);
+        json_object_put(o);
+        /* Bob logs in; deleting him ends his sessions here. */
+        http(f, "POST", "/api/v1/session", NULL, NULL,
+             "{\"name\": \"bob\", \"password\": \"bob-password-1\"}", &r);
+        assert_int_equal(r.status, 200);
+        assert_non_null(header(&r, "Set-Cookie", cookie, sizeof cookie));
+        snprintf(bob.token, sizeof bob.token, "%.*s",
+                 (int) strcspn(cookie + strlen(HTTPD_SESSION_COOKIE) + 1, ";"),
+                 cookie + strlen(HTTPD_SESSION_COOKIE) + 1);
+        o = body_json(&r);
+        assert_int_equal(haven_json_get_string(o, "csrf_token", &csrf), 0);
+        snprintf(bob.csrf, sizeof bob.csrf, "%s", csrf);
+        response_done(&r);
+        json_object_put(o);
+        o = call(f, "GET", "/api/v1/session", &bob, NULL, 200);
+        json_object_put(o);
+        o = call(f, "DELETE", "/api/v1/administrators/2?now=1", &s, NULL, 200);
+        call_error(f, "GET", "/api/v1/session", &bob, NULL, 401, "unauthorized",
+                   NULL);
+        call_error(f, "DELETE", "/api/v1/administrators/1", &s, NULL, 409,
+                   "conflict", "id");
+        call_error(f, "DELETE", "/api/v1/administrators/7", &s, NULL, 404,
+                   "not-found", "id");
+}
+
+static void what_a_policy_cannot_say_is_checked_too(void **state) {
+        struct fixture *f = *state;
+        struct session s;
+
+        start(f);
+        login(f, &s);
+        call_error(f, "POST", "/api/v1/networks", &s,
+                   "{\"name\": \"lan\", \"uplinks\": [1]}", 400, "invalid",
+                   "uplinks");
+        call_error(f, "POST", "/api/v1/networks", &s,
+                   "{\"name\": \"lan\", \"uplinks\": [\"an-interface-name-"
+                   "too-long\"]}",
+                   400, "invalid", "uplinks");
+        call_error(f, "POST", "/api/v1/disks", &s,
+                   "{\"name\": \"d\", \"kind\": \"esan\", \"size_mib\": 1, "
+                   "\"nodes\": [\"node1\"]}",
+                   400, "invalid", "nodes");
+        call_error(f, "POST", "/api/v1/disks", &s,
+                   "{\"name\": \"d\", \"kind\": \"esan\", \"size_mib\": 1, "
+                   "\"nodes\": [0]}",
+                   400, "invalid", "nodes");
+        call_error(f, "POST", "/api/v1/vm-nics", &s,
+                   "{\"vm_id\": 1, \"network_id\": 1, \"mac\": "
+                   "\"52:54:00:12:34:5G\"}",
+                   400, "invalid", "mac");
+        call_error(f, "POST", "/api/v1/vm-nics", &s,
+                   "{\"vm_id\": 1, \"network_id\": 1, \"mac\": "
+                   "\"52-54-00-12-34-56\"}",
+                   400, "invalid", "mac");
+        call_error(f, "PATCH", "/api/v1/hosts/3", &s, "{}", 400, "invalid",
+                   NULL);
+        /* The domain's own refusal names its field. */
+        call_error(f, "POST", "/api/v1/hosts?now=1", &s,
+                   "{\"name\": \"ntp1\", \"address\": \"198.18.0.7\"}", 400,
+                   "invalid", "name");
+        assert_int_equal(f->domain.n_submits, 1);
+}
+
+static void fence_requests_are_made_followed_and_confirmed(void **state) {
+        struct fixture *f = *state;
+        _cleanup_(json_object_putp) struct json_object *o = NULL, *p = NULL;
+        struct json_object *row;
+        struct session s;
+        char path[64];
+        int64_t id;
+
+        start(f);
+        login(f, &s);
+        call_error(f, "POST", "/api/v1/nodes/2/fence/confirm", &s, NULL, 404,
+                   "not-found", NULL);
+        o = call(f, "POST", "/api/v1/nodes/2/fence", &s,
+                 "{\"action\": \"reboot\", \"reason\": \"hung\"}", 201);
+        id = int_of(o, "id");
+        row = row_of(f, "fence_requests", id);
+        assert_int_equal(int_of(row, "node_id"), 2);
+        assert_string_equal(string_of(row, "action"), "reboot");
+        assert_string_equal(string_of(row, "reason"), "hung");
+        /* A second one follows the open one. */
+        p = call(f, "POST", "/api/v1/nodes/2/fence", &s, "{}", 200);
+        assert_int_equal(int_of(p, "id"), id);
+        assert_true(
+                json_object_get_boolean(json_object_object_get(p, "existing")));
+        json_object_put(p);
+        p = call(f, "GET", "/api/v1/fence-requests", &s, NULL, 200);
+        assert_int_equal(json_object_array_length(array_of(p, "items")), 1);
+        json_object_put(p);
+        snprintf(path, sizeof path, "/api/v1/fence-requests/%" PRIi64, id);
+        p = call(f, "GET", path, &s, NULL, 200);
+        assert_string_equal(string_of(p, "state"), "pending");
+        json_object_put(p);
+
+        p = call(f, "POST", "/api/v1/nodes/2/fence/confirm", &s, NULL, 200);
+        row = row_of(f, "fence_requests", id);
+        assert_string_equal(string_of(row, "state"), "done");
+        assert_non_null(
+                strstr(string_of(row, "result"), "node2 confirmed off at "));
+        assert_non_null(strstr(string_of(row, "result"), "by api:admin"));
+        call_error(f, "POST", "/api/v1/nodes/2/fence/confirm", &s, NULL, 404,
+                   "not-found", NULL);
+        call_error(f, "POST", "/api/v1/nodes/2/fence", &s,
+                   "{\"action\": \"explode\"}", 400, "invalid", "action");
+        call_error(f, "POST", "/api/v1/nodes/7/fence", &s, "{}", 404,
+                   "not-found", "id");
+}
+
+static void alerts_are_listed_newest_first_and_cleared(void **state) {
+        struct fixture *f = *state;
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        struct json_object *items, *row;
+        struct session s;
+
+        table_set(
+                f, "alerts",
+                "[{\"id\": 1, \"version\": 1, \"time\": 1, \"severity\": "
+                "\"critical\", \"source\": \"fencing\", \"node\": \"node2\", "
+                "\"message\": \"fencing node2 failed\", \"cleared_at\": null, "
+                "\"cleared_by\": null}, {\"id\": 2, \"version\": 2, \"time\": "
+                "2, \"severity\": \"warning\", \"source\": \"fencing\", "
+                "\"node\": \"\", \"message\": \"x\", \"cleared_at\": null, "
+                "\"cleared_by\": null}]");
+        start(f);
+        login(f, &s);
+        o = call(f, "GET", "/api/v1/alerts", &s, NULL, 200);
+        items = array_of(o, "items");
+        assert_int_equal(json_object_array_length(items), 2);
+        assert_int_equal(int_of(json_object_array_get_idx(items, 0), "id"), 2);
+        json_object_put(o);
+        o = call(f, "POST", "/api/v1/alerts/1/clear", &s, NULL, 200);
+        row = row_of(f, "alerts", 1);
+        assert_string_equal(string_of(row, "cleared_by"), "api:admin");
+        assert_true(int_of(row, "cleared_at") > 1700000000000000);
+        call_error(f, "POST", "/api/v1/alerts/1/clear", &s, NULL, 409,
+                   "conflict", "id");
+        call_error(f, "POST", "/api/v1/alerts/3/clear", &s, NULL, 404,
+                   "not-found", "id");
+}
+
+static void without_quorum_every_write_is_503_and_reads_answer(void **state) {
+        static const struct {
+                const char *method, *path, *body;
+        } writes[] = {
+                {"POST", "/api/v1/hosts",
+                 "{\"name\": \"a\", \"address\": "
+                 "\"198.18.0.9\"}"},
+                {"POST", "/api/v1/hosts?now=1",
+                 "{\"name\": \"a\", "
+                 "\"address\": \"198.18.0.9\"}"},
+                {"PATCH", "/api/v1/hosts/3?now=1",
+                 "{\"address\": \"198.18.0.8\"}"},
+                {"DELETE", "/api/v1/hosts/3", NULL},
+                {"PATCH", "/api/v1/cluster", "{\"name\": \"other\"}"},
+                {"PATCH", "/api/v1/infrastructure?now=1",
+                 "{\"ntp_servers\": []}"},
+                {"POST", "/api/v1/nodes/2/actions/maintenance", NULL},
+                {"DELETE", "/api/v1/nodes/2", NULL},
+                {"POST", "/api/v1/nodes/2/fence", "{}"},
+                {"POST", "/api/v1/vms/1/actions/prefer",
+                 "{\"node\": \"node2\"}"},
+                {"POST", "/api/v1/vms/1/actions/release", NULL},
+                {"POST", "/api/v1/alerts/1/clear", NULL},
+                {"POST", "/api/v1/administrators",
+                 "{\"name\": \"bob\", "
+                 "\"password\": \"bob-password\"}"},
+                {"POST", "/api/v1/changes/activate", NULL},
+                {"POST", "/api/v1/changes/discard", NULL},
+                {"DELETE", "/api/v1/changes/1", NULL},
+        };
+        static const char *const reads[] = {
+                "/api/v1/hosts",     "/api/v1/nodes",   "/api/v1/status",
+                "/api/v1/dashboard", "/api/v1/changes", "/api/v1/audit",
+                "/api/v1/cluster",   "/api/v1/vms/1",
+        };
+        struct fixture *f = *state;
+        struct session s;
+
+        table_set(f, "vms",
+                  "[{\"id\": 1, \"version\": 1, \"name\": \"web1\"}]");
+        table_set(f, "alerts",
+                  "[{\"id\": 1, \"version\": 1, \"severity\": "
+                  "\"warning\", \"cleared_at\": null}]");
+        table_set(f, "staged_changes",
+                  "[{\"id\": 1, \"version\": 1, \"ops\": [], \"summary\": "
+                  "\"x\"}]");
+        start(f);
+        login(f, &s);
+        f->domain.quorate = false;
+        for (size_t i = 0; i < ELEMENTSOF(writes); i++)
+                call_error(f, writes[i].method, writes[i].path, &s,
+                           writes[i].body, 503, "no-quorum", NULL);
+        for (size_t i = 0; i < ELEMENTSOF(reads); i++)
+                json_object_put(call(f, "GET", reads[i], &s, NULL, 200));
+        assert_string_equal(string_of(row_of(f, "hosts", 3), "address"),
+                            "198.18.0.50");
+        assert_int_equal(rows_in(f, "staged_changes"), 1);
+}
+
+/* ==== Staged changes, jobs, audit ==== */
+
+static void
+staged_changes_are_listed_diffed_activated_and_discarded(void **state) {
+        struct fixture *f = *state;
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        struct json_object *items, *change, *ops, *op, *c;
+        struct session s;
+        char path[64];
+        int64_t job, id;
+
+        start(f);
+        login(f, &s);
+        o = call(f, "PATCH", "/api/v1/hosts/3", &s,
+                 "{\"address\": \"198.18.0.51\"}", 202);
+        json_object_put(o);
+        o = call(f, "POST", "/api/v1/hosts", &s,
+                 "{\"name\": \"web1\", \"address\": \"198.18.0.9\"}", 202);
+        json_object_put(o);
+        o = call(f, "DELETE", "/api/v1/hosts/3", &s, NULL, 202);
+        json_object_put(o);
+
+        o = call(f, "GET", "/api/v1/changes", &s, NULL, 200);
+        items = array_of(o, "items");
+        assert_int_equal(json_object_array_length(items), 3);
+        change = json_object_array_get_idx(items, 0);
+        assert_string_equal(string_of(change, "summary"),
+                            "set hosts \"ntp1\": address=\"198.18.0.51\"");
+        assert_string_equal(string_of(change, "created_by"), "api:admin");
+        assert_true(int_of(change, "created_at") > 0);
+        json_object_put(o);
+
+        /* What activation would do, next to what is there now. */
+        o = call(f, "GET", "/api/v1/changes/diff", &s, NULL, 200);
+        items = array_of(o, "changes");
+        assert_int_equal(json_object_array_length(items), 3);
+        ops = array_of(json_object_array_get_idx(items, 0), "ops");
+        op = json_object_array_get_idx(ops, 0);
+        assert_string_equal(string_of(op, "op"), "update");
+        assert_string_equal(string_of(op, "table"), "hosts");
+        assert_string_equal(
+                string_of(json_object_object_get(op, "current"), "address"),
+                "198.18.0.50");
+        c = json_object_object_get(json_object_object_get(op, "changes"),
+                                   "address");
+        assert_string_equal(string_of(c, "from"), "198.18.0.50");
+        assert_string_equal(string_of(c, "to"), "198.18.0.51");
+        op = json_object_array_get_idx(
+                array_of(json_object_array_get_idx(items, 1), "ops"), 0);
+        assert_string_equal(string_of(op, "op"), "insert");
+        assert_false(json_object_object_get_ex(op, "current", &c));
+        op = json_object_array_get_idx(
+                array_of(json_object_array_get_idx(items, 2), "ops"), 0);
+        assert_string_equal(string_of(op, "op"), "delete");
+        assert_string_equal(
+                string_of(json_object_object_get(op, "current"), "name"),
+                "ntp1");
+        json_object_put(o);
+
+        /* One of them goes, the rest is activated. */
+        o = call(f, "DELETE", "/api/v1/changes/3", &s, NULL, 200);
+        assert_int_equal(rows_in(f, "staged_changes"), 2);
+        json_object_put(o);
+        o = call(f, "POST", "/api/v1/changes/activate", &s, NULL, 200);
+        job = int_of(o, "job_id");
+        assert_non_null(row_of(f, "jobs", job));
+        assert_int_equal(rows_in(f, "staged_changes"), 0);
+        assert_string_equal(string_of(row_of(f, "hosts", 3), "address"),
+                            "198.18.0.51");
+        assert_int_equal(rows_in(f, "hosts"), 2);
+        assert_int_equal(int_of(row_of(f, "cluster", 1), "config_version"), 4);
+        json_object_put(o);
+
+        /* Staged again, then discarded. */
+        o = call(f, "POST", "/api/v1/hosts", &s,
+                 "{\"name\": \"web2\", \"address\": \"198.18.0.10\"}", 202);
+        id = int_of(o, "change_id");
+        json_object_put(o);
+        o = call(f, "POST", "/api/v1/changes/discard", &s, NULL, 200);
+        assert_true(json_object_get_boolean(
+                json_object_object_get(o, "discarded")));
+        assert_int_equal(rows_in(f, "staged_changes"), 0);
+        assert_int_equal(rows_in(f, "hosts"), 2);
+        snprintf(path, sizeof path, "/api/v1/changes/%" PRIi64, id);
+        call_error(f, "DELETE", path, &s, NULL, 404, "not-found", "id");
+        call_error(f, "POST", "/api/v1/changes/activate", &s, "{}", 400,
+                   "bad-request", NULL);
+}
+
+static void changes_diff_is_pure_and_masks_passwords(void **state) {
+        _cleanup_(json_object_putp) struct json_object *
+                changes = json(
+                       "[{\"id\": 1, \"summary\": \"s\", \"created_by\": "
+                       "\"api:a\", "
+                       "\"created_at\": 5, \"ops\": [{\"op\": \"update\", "
+                       "\"table\": "
+                       "\"administrators\", \"id\": 1, \"expect_version\": 1, "
+                       "\"values\": {\"password_hash\": \"$y$new\"}}, {\"op\": "
+                       "\"update\", \"table\": \"vms\", \"id\": 9, \"values\": "
+                       "{\"vcpus\": 2}}, {\"op\": \"insert\", \"table\": "
+                       "\"vm_nics\", "
+                       "\"values\": {\"vm_id\": {\"ref\": 0}}}]}]"),
+               *tables = json(
+                       "{\"administrators\": [{\"id\": 1, \"name\": \"a\", "
+                       "\"password_hash\": \"$y$old\"}], \"vms\": []}"),
+               *o = NULL;
+        struct json_object *ops, *op;
+        const char *text;
+
+        assert_int_equal(httpd_changes_diff_build(changes, tables, &o), 0);
+        text = json_object_to_json_string(o);
+        assert_null(strstr(text, "$y$"));
+        ops = array_of(json_object_array_get_idx(array_of(o, "changes"), 0),
+                       "ops");
+        assert_int_equal(json_object_array_length(ops), 3);
+        op = json_object_array_get_idx(ops, 1);
+        assert_true(
+                json_object_get_boolean(json_object_object_get(op, "missing")));
+        op = json_object_array_get_idx(ops, 2);
+        assert_string_equal(string_of(op, "op"), "insert");
+        /* Empty input: nothing to say. */
+        json_object_put(o);
+        o = NULL;
+        {
+                _cleanup_(json_object_putp) struct json_object *none =
+                        json("[]");
+
+                assert_int_equal(httpd_changes_diff_build(none, tables, &o), 0);
+                assert_int_equal(
+                        json_object_array_length(array_of(o, "changes")), 0);
+        }
+}
+
+static void jobs_and_their_logs_are_read_incrementally(void **state) {
+        struct fixture *f = *state;
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        struct json_object *items;
+        struct session s;
+
+        table_set(f, "jobs",
+                  "[{\"id\": 1, \"version\": 1, \"kind\": \"activate\", "
+                  "\"state\": \"done\"}, {\"id\": 2, \"version\": 2, \"kind\": "
+                  "\"activate\", \"state\": \"running\"}]");
+        table_set(f, "job_log",
+                  "[{\"id\": 1, \"job_id\": 2, \"node\": \"node1\", "
+                  "\"source\": \"haven-domaind\", \"line\": \"one\"}, "
+                  "{\"id\": 2, \"job_id\": 1, \"node\": \"node1\", "
+                  "\"source\": \"haven-domaind\", \"line\": \"other\"}, "
+                  "{\"id\": 3, \"job_id\": 2, \"node\": \"node2\", "
+                  "\"source\": \"haven-domaind\", \"line\": \"two\"}]");
+        start(f);
+        login(f, &s);
+        o = call(f, "GET", "/api/v1/jobs", &s, NULL, 200);
+        assert_int_equal(json_object_array_length(array_of(o, "items")), 2);
+        json_object_put(o);
+        o = call(f, "GET", "/api/v1/jobs/2", &s, NULL, 200);
+        assert_string_equal(string_of(o, "state"), "running");
+        json_object_put(o);
+        o = call(f, "GET", "/api/v1/jobs/2/log", &s, NULL, 200);
+        items = array_of(o, "items");
+        assert_int_equal(json_object_array_length(items), 2);
+        assert_string_equal(
+                string_of(json_object_array_get_idx(items, 1), "line"), "two");
+        assert_int_equal(int_of(o, "last_id"), 3);
+        assert_string_equal(string_of(o, "state"), "running");
+        json_object_put(o);
+        o = call(f, "GET", "/api/v1/jobs/2/log?after=1", &s, NULL, 200);
+        assert_int_equal(json_object_array_length(array_of(o, "items")), 1);
+        json_object_put(o);
+        o = call(f, "GET", "/api/v1/jobs/2/log?after=3", &s, NULL, 200);
+        assert_int_equal(json_object_array_length(array_of(o, "items")), 0);
+        assert_int_equal(int_of(o, "last_id"), 3);
+        call_error(f, "GET", "/api/v1/jobs/9/log", &s, NULL, 404, "not-found",
+                   "id");
+        call_error(f, "GET", "/api/v1/jobs/2/log?after=-1", &s, NULL, 400,
+                   "invalid", "after");
+        call_error(f, "GET", "/api/v1/jobs/2/log?after=x", &s, NULL, 400,
+                   "invalid", "after");
+        call_error(f, "GET", "/api/v1/jobs/9", &s, NULL, 404, "not-found",
+                   "id");
+}
+
+static void audit_is_paged_newest_first(void **state) {
+        struct fixture *f = *state;
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        struct json_object *rows = json_object_new_array(), *items;
+        struct session s;
+        char path[96];
+
+        for (int i = 1; i <= 250; i++) {
+                struct json_object *row = json_object_new_object();
+
+                json_object_object_add(row, "id", json_object_new_int(i));
+                json_object_object_add(row, "actor",
+                                       json_object_new_string("api:admin"));
+                json_object_array_add(rows, row);
+        }
+        json_object_object_add(f->domain.tables, "audit", rows);
+        start(f);
+        login(f, &s);
+        o = call(f, "GET", "/api/v1/audit", &s, NULL, 200);
+        items = array_of(o, "items");
+        assert_int_equal(json_object_array_length(items), 100);
+        assert_int_equal(int_of(json_object_array_get_idx(items, 0), "id"),
+                         250);
+        assert_int_equal(int_of(o, "next_before"), 151);
+        json_object_put(o);
+        o = call(f, "GET", "/api/v1/audit?limit=100&before=151", &s, NULL, 200);
+        items = array_of(o, "items");
+        assert_int_equal(int_of(json_object_array_get_idx(items, 0), "id"),
+                         150);
+        assert_int_equal(int_of(o, "next_before"), 51);
+        json_object_put(o);
+        o = call(f, "GET", "/api/v1/audit?before=51", &s, NULL, 200);
+        assert_int_equal(json_object_array_length(array_of(o, "items")), 50);
+        assert_true(json_object_object_get_ex(o, "next_before", &items));
+        assert_null(items);
+        json_object_put(o);
+        o = call(f, "GET", "/api/v1/audit?limit=1000", &s, NULL, 200);
+        assert_int_equal(json_object_array_length(array_of(o, "items")), 250);
+        static const char *const bad[] = {"limit=0",   "limit=1001", "limit=-1",
+                                          "limit=1e3", "limit=",     "before=0",
+                                          "before=x",  "limit=01x"};
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                snprintf(path, sizeof path, "/api/v1/audit?%s", bad[i]);
+                call_error(f, "GET", path, &s, NULL, 400, "invalid",
+                           i < 5 || i == 7 ? "limit" : "before");
+        }
+        call_error(f, "GET", "/api/v1/audit?after=3", &s, NULL, 400, "invalid",
+                   "after");
+}
+
+/* ==== VM actions ==== */
+
+static void vm_prefer_and_release_are_written_at_once(void **state) {
+        struct fixture *f = *state;
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        struct json_object *row, *v;
+        struct session s;
+
+        table_set(f, "vms",
+                  "[{\"id\": 1, \"version\": 4, \"name\": \"web1\", \"vcpus\": "
+                  "1, \"memory_mib\": 512, \"ha\": \"sticky\", "
+                  "\"preferred_node_id\": null, \"sticky_node_id\": 1}]");
+        start(f);
+        login(f, &s);
+        o = call(f, "POST", "/api/v1/vms/1/actions/prefer", &s,
+                 "{\"node\": \"node2\"}", 200);
+        assert_string_equal(string_of(o, "action"), "prefer");
+        row = row_of(f, "vms", 1);
+        assert_int_equal(int_of(row, "preferred_node_id"), 2);
+        assert_int_equal(rows_in(f, "staged_changes"), 0);
+        json_object_put(o);
+        o = call(f, "POST", "/api/v1/vms/1/actions/release", &s, NULL, 200);
+        row = row_of(f, "vms", 1);
+        assert_true(json_object_object_get_ex(row, "sticky_node_id", &v));
+        assert_null(v);
+        call_error(f, "POST", "/api/v1/vms/1/actions/prefer", &s,
+                   "{\"node\": \"node9\"}", 400, "invalid", "node");
+        call_error(f, "POST", "/api/v1/vms/1/actions/prefer", &s, "{}", 400,
+                   "invalid", "node");
+        call_error(f, "POST", "/api/v1/vms/2/actions/release", &s, NULL, 404,
+                   "not-found", "id");
+}
+
+static void vm_power_actions_say_the_controller_is_missing(void **state) {
+        static const char *const actions[] = {"start", "shutdown", "reboot",
+                                              "reset", "poweroff"};
+        struct fixture *f = *state;
+        struct session s;
+        char path[96];
+
+        start(f);
+        login(f, &s);
+        for (size_t i = 0; i < ELEMENTSOF(actions); i++) {
+                struct response r;
+                _cleanup_(json_object_putp) struct json_object *o = NULL;
+                struct json_object *e;
+
+                snprintf(path, sizeof path, "/api/v1/vms/1/actions/%s",
+                         actions[i]);
+                http(f, "POST", path, &s, NULL, NULL, &r);
+                assert_error(&r, 501, "not-implemented", NULL);
+                o = body_json(&r);
+                assert_int_equal(haven_json_get_object(o, "error", &e), 0);
+                assert_string_equal(string_of(e, "message"),
+                                    "the VM controller (haven-vmd) is not "
+                                    "installed yet");
+                response_done(&r);
+        }
+        call_error(f, "POST", "/api/v1/vms/1/actions/migrate", &s, "{}", 400,
+                   "invalid", "node");
+        call_error(f, "POST", "/api/v1/vms/1/actions/migrate", &s,
+                   "{\"node\": \"node2\"}", 501, "not-implemented", NULL);
+        call_error(f, "POST", "/api/v1/vms/1/actions/fly", &s, NULL, 404,
+                   "not-found", NULL);
+        assert_int_equal(f->domain.n_submits, 0);
+}
+
+/* ==== Fencing (the real haven-fenced and PDU simulator) ==== */
+
+/* A program next to this test's build tree: $ENV, then <tree>/bin/NAME,
+ * then build/bin/NAME (the plain tree serves the ASan tests too). */
+static const char *program_path(const char *env, const char *name) {
+        static char path[PATH_MAX + 64];
+        char self[PATH_MAX], *slash;
+        ssize_t n;
+
+        if (env && getenv(env))
+                return getenv(env);
+        n = readlink("/proc/self/exe", self, sizeof self - 1);
+        assert_true(n > 0);
+        self[n] = '\0';
+        slash = strrchr(self, '/'); /* <tree>/tests/test-httpd */
+        assert_non_null(slash);
+        *slash = '\0';
+        snprintf(path, sizeof path, "%s/../bin/%s", self, name);
+        if (access(path, X_OK) == 0)
+                return path;
+        snprintf(path, sizeof path, "%s/../../build/bin/%s", self, name);
+        if (access(path, X_OK) == 0)
+                return path;
+        fail_msg("%s not found: build it first (make build/bin/%s)", name,
+                 name);
+        return NULL;
+}
+
+static uint16_t free_port(int type) {
+        struct sockaddr_in a = {.sin_family = AF_INET};
+        socklen_t len = sizeof a;
+        int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+
+        assert_true(fd >= 0);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        assert_int_equal(bind(fd, (struct sockaddr *) &a, sizeof a), 0);
+        assert_int_equal(getsockname(fd, (struct sockaddr *) &a, &len), 0);
+        close(fd);
+        return ntohs(a.sin_port);
+}
+
+static bool file_has(const char *path, const char *text) {
+        char buf[16384];
+        ssize_t n;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+        if (fd < 0)
+                return false;
+        n = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (n <= 0)
+                return false;
+        buf[n] = '\0';
+        return strstr(buf, text) != NULL;
+}
+
+/* Starts argv with its output in log; the loop runs meanwhile. */
+static pid_t spawn(struct fixture *f, char **argv, const char *log) {
+        pid_t pid = fork();
+
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                int null = open("/dev/null", O_RDWR | O_CLOEXEC),
+                    out = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+                               0644);
+
+                if (null < 0 || out < 0 || dup2(null, 0) < 0 ||
+                    dup2(out, 1) < 0 || dup2(out, 2) < 0)
+                        _exit(126);
+                (void) setenv("MIBS", "", 1);
+                (void) setenv("SNMP_PERSISTENT_DIR", f->dir, 1);
+                execv(argv[0], argv);
+                _exit(127);
+        }
+        return pid;
+}
+
+static void pdusim_start(struct fixture *f) {
+        char listen[64], log[128], state_dir[128];
+        uint64_t deadline = now_usec() + WAIT_USEC;
+
+        f->pdusim_port = free_port(SOCK_DGRAM);
+        snprintf(listen, sizeof listen, "127.0.0.1:%u", f->pdusim_port);
+        snprintf(log, sizeof log, "%s/pdusim.log", f->dir);
+        snprintf(state_dir, sizeof state_dir, "%s/pdu", f->dir);
+        assert_int_equal(mkdir(state_dir, 0700), 0);
+        char *argv[] = {(char *) program_path("HAVEN_PDUSIM", "haven-pdusim"),
+                        (char *) "--listen",
+                        listen,
+                        (char *) "--state-dir",
+                        state_dir,
+                        (char *) "--log",
+                        log,
+                        NULL};
+        f->pdusim = spawn(f, argv, "/dev/null");
+        while (!file_has(log, "Listening on")) {
+                assert_true(now_usec() < deadline);
+                pump(f, 10000);
+        }
+}
+
+/* haven-fenced against node 1's stand-in; its log in DIR/fenced.log. */
+static void fenced_start(struct fixture *f) {
+        char log[128];
+
+        snprintf(log, sizeof log, "%s/fenced.log", f->dir);
+        char *argv[] = {(char *) program_path("HAVEN_FENCED", "haven-fenced"),
+                        (char *) "--socket",
+                        f->fenced_socket,
+                        (char *) "--domain-socket",
+                        f->socket,
+                        (char *) "--monitor-interval",
+                        (char *) "0.5",
+                        NULL};
+        f->fenced = spawn(f, argv, log);
+}
+
+static void wait_fenced(struct fixture *f) {
+        uint64_t deadline = now_usec() + WAIT_USEC;
+
+        while (!httpd_fenced_connected(httpd_fenced(f->httpd))) {
+                assert_true(now_usec() < deadline);
+                pump(f, 10000);
+        }
+}
+
+/* The fencing map, once node 1's fencer says device is ok. */
+static struct json_object *fencing_when_ok(struct fixture *f,
+                                           const struct session *s,
+                                           const char *device) {
+        uint64_t deadline = now_usec() + WAIT_USEC;
+
+        for (;;) {
+                struct json_object *o = call(f, "GET", "/api/v1/fencing", s,
+                                             NULL, 200),
+                                   *devices = array_of(o, "devices");
+
+                for (size_t i = 0; i < json_object_array_length(devices); i++) {
+                        struct json_object *d = json_object_array_get_idx(
+                                                   devices, i),
+                                           *ok;
+
+                        if (streq(string_of(d, "device"), device) &&
+                            json_object_object_get_ex(
+                                    json_object_object_get(d, "health"), "ok",
+                                    &ok) &&
+                            json_object_get_boolean(ok))
+                                return o;
+                }
+                json_object_put(o);
+                assert_true(now_usec() < deadline);
+                for (int i = 0; i < 20; i++)
+                        pump(f, 10000);
+        }
+}
+
+static void fencing_endpoints_reach_haven_fenced(void **state) {
+        struct fixture *f = *state;
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        struct json_object *nodes, *v;
+        struct session s;
+        char body[512], row[512];
+
+        pdusim_start(f);
+        snprintf(row, sizeof row,
+                 "[{\"id\": 1, \"version\": 5, \"name\": \"pdu1\", \"type\": "
+                 "\"apc-snmp\", \"address\": \"127.0.0.1\", \"parameters\": "
+                 "{\"port\": %u, \"snmp_version\": \"2c\", \"community\": "
+                 "\"private\", \"poll_ms\": 10, \"outlets\": 8}, \"enabled\": "
+                 "true}]",
+                 f->pdusim_port);
+        table_set(f, "fence_devices", row);
+        table_set(f, "fence_outlets",
+                  "[{\"id\": 1, \"version\": 5, \"node_id\": 2, \"device_id\": "
+                  "1, \"outlet\": \"2\", \"level\": 1}]");
+        fenced_start(f);
+        start(f);
+        login(f, &s);
+        wait_fenced(f);
+
+        /* A device that is not added yet. */
+        snprintf(body, sizeof body,
+                 "{\"type\": \"apc-snmp\", \"address\": \"127.0.0.1\", "
+                 "\"parameters\": {\"port\": %u, \"snmp_version\": \"2c\", "
+                 "\"community\": \"private\"}, \"outlets\": [\"2\"]}",
+                 f->pdusim_port);
+        o = call(f, "POST", "/api/v1/fence-devices/test", &s, body, 200);
+        assert_true(json_object_get_boolean(json_object_object_get(o, "ok")));
+        assert_int_equal(
+                int_of(json_object_object_get(o, "details"), "outlet_count"),
+                8);
+        json_object_put(o);
+        /* Its parameters are checked by the fencer, named in the answer. */
+        call_error(f, "POST", "/api/v1/fence-devices/test", &s,
+                   "{\"type\": \"apc-snmp\", \"address\": \"127.0.0.1\", "
+                   "\"parameters\": {\"snmp_version\": \"9\"}}",
+                   400, "invalid", "snmp_version");
+        call_error(f, "POST", "/api/v1/fence-devices/test", &s,
+                   "{\"type\": \"apc-snmp\"}", 400, "invalid", "address");
+        call_error(f, "POST", "/api/v1/fence-devices/test", &s,
+                   "{\"type\": \"apc-snmp\", \"address\": \"127.0.0.1\", "
+                   "\"outlets\": [3]}",
+                   400, "invalid", "outlets");
+
+        /* A device that is. */
+        o = call(f, "POST", "/api/v1/fence-devices/1/test", &s, NULL, 200);
+        assert_true(json_object_get_boolean(json_object_object_get(o, "ok")));
+        json_object_put(o);
+        call_error(f, "POST", "/api/v1/fence-devices/9/test", &s, NULL, 404,
+                   "not-found", "id");
+
+        /* The agents, for the UI's form. */
+        o = call(f, "GET", "/api/v1/fence-agents", &s, NULL, 200);
+        assert_non_null(
+                strstr(json_object_to_json_string(array_of(o, "agents")),
+                       "\"fence_apc_snmp\""));
+        json_object_put(o);
+        o = call(f, "GET", "/api/v1/fence-agents/fence_apc_snmp", &s, NULL,
+                 200);
+        assert_true(json_object_array_length(
+                            array_of(json_object_object_get(o, "metadata"),
+                                     "parameters")) > 5);
+        json_object_put(o);
+        call_error(f, "GET", "/api/v1/fence-agents/fence_nothing_here", &s,
+                   NULL, 404, "not-found", "agent");
+        call_error(f, "GET", "/api/v1/fence-agents/not-an-agent", &s, NULL, 400,
+                   "invalid", "agent");
+
+        /* A node's outlets, read. */
+        o = call(f, "GET", "/api/v1/nodes/2/fence-check", &s, NULL, 200);
+        assert_true(json_object_get_boolean(json_object_object_get(o, "ok")));
+        assert_string_equal(string_of(o, "node"), "node2");
+        json_object_put(o);
+        call_error(f, "GET", "/api/v1/nodes/1/fence-check", &s, NULL, 404,
+                   "not-found", "node");
+
+        /* Every device as every node sees it; who can be fenced. */
+        o = fencing_when_ok(f, &s, "pdu1");
+        nodes = array_of(o, "nodes");
+        assert_int_equal(json_object_array_length(nodes), 2);
+        v = json_object_array_get_idx(nodes, 0);
+        assert_string_equal(string_of(v, "node"), "node1");
+        assert_false(json_object_get_boolean(
+                json_object_object_get(v, "fenceable")));
+        assert_non_null(string_of(v, "reason"));
+        v = json_object_array_get_idx(nodes, 1);
+        assert_string_equal(string_of(v, "node"), "node2");
+        assert_true(json_object_get_boolean(
+                json_object_object_get(v, "fenceable")));
+        assert_string_equal(
+                string_of(json_object_array_get_idx(array_of(o, "devices"), 0),
+                          "seen_from"),
+                "node1");
+
+        /* Without haven-fenced: 503, saying so. */
+        child_stop(&f->fenced);
+        {
+                uint64_t deadline = now_usec() + WAIT_USEC;
+                struct response r;
+                _cleanup_(json_object_putp) struct json_object *e = NULL;
+                struct json_object *error;
+
+                while (httpd_fenced_connected(httpd_fenced(f->httpd))) {
+                        assert_true(now_usec() < deadline);
+                        pump(f, 10000);
+                }
+                http(f, "GET", "/api/v1/fence-agents", &s, NULL, NULL, &r);
+                assert_error(&r, 503, "unavailable", NULL);
+                e = body_json(&r);
+                assert_int_equal(haven_json_get_object(e, "error", &error), 0);
+                assert_string_equal(string_of(error, "message"),
+                                    "haven-fenced is not reachable on this "
+                                    "node");
+                response_done(&r);
+        }
+}
+
+static void fenceability_is_merged_as_havenctl_does(void **state) {
+        _cleanup_(json_object_putp) struct json_object
+                *entries = json(
+                        "[{\"node\": 1, \"key\": \"fencing\", \"value\": "
+                        "{\"devices\": "
+                        "{\"pdu1\": {\"ok\": true}}, \"nodes\": {\"node1\": "
+                        "{\"ok\": "
+                        "true}, \"node2\": {\"ok\": false, \"reason\": \"level "
+                        "1: "
+                        "no answer\"}}}}, {\"node\": 2, \"key\": \"fencing\", "
+                        "\"value\": {\"devices\": {\"pdu1\": {\"ok\": false}}, "
+                        "\"nodes\": {\"node1\": {\"ok\": true}}}}, {\"node\": "
+                        "3, "
+                        "\"key\": \"vm/x\", \"value\": {\"nodes\": {\"node3\": "
+                        "{\"ok\": true}}}}]"),
+                *rows = json("[{\"node_id\": 1, \"name\": \"node1\"}, "
+                             "{\"node_id\": 2, "
+                             "\"name\": \"node2\"}, {\"node_id\": 3, \"name\": "
+                             "\"node3\"}]"),
+                *o = NULL;
+        struct json_object *nodes;
+        const char *reason;
+
+        /* node1 says it can fence itself: that does not count. */
+        assert_true(httpd_fence_node_fenceable(entries, 1, "node1", &reason));
+        assert_false(httpd_fence_node_fenceable(entries, 2, "node2", &reason));
+        assert_string_equal(reason, "level 1: no answer");
+        /* Only "fencing" entries speak. */
+        assert_false(httpd_fence_node_fenceable(entries, 3, "node3", &reason));
+        assert_int_equal(httpd_fencing_build(entries, rows, &o), 0);
+        assert_int_equal(json_object_array_length(array_of(o, "devices")), 2);
+        nodes = array_of(o, "nodes");
+        assert_true(json_object_get_boolean(json_object_object_get(
+                json_object_array_get_idx(nodes, 0), "fenceable")));
+        assert_false(json_object_get_boolean(json_object_object_get(
+                json_object_array_get_idx(nodes, 1), "fenceable")));
+}
+
+/* ==== Dashboard and samples ==== */
+
+static void dashboard_tables(struct fixture *f) {
+        char jobs[512];
+        uint64_t now = haven_now_usec(CLOCK_REALTIME);
+
+        table_set(f, "vms",
+                  "[{\"id\": 1, \"version\": 1, \"name\": \"web1\", \"ha\": "
+                  "\"on\"}, {\"id\": 2, \"version\": 1, \"name\": \"web2\", "
+                  "\"ha\": \"sticky\"}, {\"id\": 3, \"version\": 1, \"name\": "
+                  "\"db1\", \"ha\": \"off\"}]");
+        table_set(f, "disks",
+                  "[{\"id\": 1, \"name\": \"d1\", \"size_mib\": 1024}, "
+                  "{\"id\": 2, \"name\": \"d2\", \"size_mib\": 3072}]");
+        table_set(f, "alerts",
+                  "[{\"id\": 1, \"severity\": \"critical\", \"cleared_at\": "
+                  "null}, {\"id\": 2, \"severity\": \"warning\", "
+                  "\"cleared_at\": 5}, {\"id\": 3, \"severity\": \"warning\", "
+                  "\"cleared_at\": null}]");
+        snprintf(jobs, sizeof jobs,
+                 "[{\"id\": 1, \"state\": \"running\", \"created_at\": 1}, "
+                 "{\"id\": 2, \"state\": \"failed\", \"created_at\": 1, "
+                 "\"finished_at\": %" PRIu64 "}, {\"id\": 3, \"state\": "
+                 "\"failed\", \"created_at\": 1, \"finished_at\": 2}]",
+                 (uint64_t) (now - 60000000ull));
+        table_set(f, "jobs", jobs);
+        json_object_put(f->domain.entries);
+        f->domain.entries = json(
+                "[{\"node\": 1, \"key\": \"vm/web1\", \"value\": {\"node\": "
+                "\"node1\", \"state\": \"running\", \"vnc_port\": 5900}}, "
+                "{\"node\": 2, \"key\": \"vm/db1\", \"value\": {\"node\": "
+                "\"node2\", \"state\": \"paused\"}}, {\"node\": 1, \"key\": "
+                "\"node/metrics\", \"value\": {\"cpu_percent\": 12.5, "
+                "\"mem_used_mib\": 1000, \"mem_total_mib\": 4000, "
+                "\"swap_used_mib\": 0, \"swap_total_mib\": 1024, "
+                "\"disk_used_mib\": 100, \"disk_total_mib\": 900}}, "
+                "{\"node\": 2, \"key\": \"fencing\", \"value\": {\"nodes\": "
+                "{\"node1\": {\"ok\": true}}}}]");
+        f->domain.offline[2] = true;
+}
+
+static void dashboard_answers_every_tile_from_cached_bytes(void **state) {
+        struct fixture *f = *state;
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        struct json_object *tile, *nodes, *n, *v;
+        struct session s;
+        struct response r;
+        char etag[64], extra[128];
+        unsigned builds;
+
+        dashboard_tables(f);
+        start(f);
+        login(f, &s);
+        o = call(f, "GET", "/api/v1/dashboard", &s, NULL, 200);
+        tile = json_object_object_get(o, "ha");
+        assert_int_equal(int_of(tile, "nodes_total"), 2);
+        assert_int_equal(int_of(tile, "nodes_active"), 1);
+        assert_false(json_object_get_boolean(
+                json_object_object_get(tile, "all_active")));
+        assert_int_equal(int_of(tile, "resources_total"), 2);
+        assert_int_equal(int_of(tile, "resources_running"), 1);
+        assert_non_null(
+                strstr(json_object_to_json_string(tile), "node2 is offline"));
+        tile = json_object_object_get(o, "vms");
+        assert_int_equal(int_of(tile, "configured"), 3);
+        assert_int_equal(int_of(tile, "on"), 1);
+        assert_int_equal(int_of(tile, "paused"), 1);
+        tile = json_object_object_get(o, "disks");
+        assert_int_equal(int_of(tile, "count"), 2);
+        assert_int_equal(int_of(tile, "size_mib"), 4096);
+        tile = json_object_object_get(o, "monitoring");
+        assert_int_equal(
+                int_of(json_object_object_get(tile, "alerts"), "critical"), 1);
+        assert_int_equal(
+                int_of(json_object_object_get(tile, "alerts"), "warning"), 1);
+        /* node1 is fenceable (node2 says so); node2 is not. */
+        assert_string_equal(json_object_to_json_string_ext(
+                                    array_of(tile, "nodes_not_fenceable"),
+                                    JSON_C_TO_STRING_PLAIN),
+                            "[\"node2\"]");
+        tile = json_object_object_get(o, "jobs");
+        assert_int_equal(int_of(tile, "running"), 1);
+        assert_int_equal(int_of(tile, "failed_recent"), 1);
+        nodes = array_of(o, "nodes");
+        n = json_object_array_get_idx(nodes, 0);
+        assert_string_equal(string_of(n, "name"), "node1");
+        assert_true(
+                json_object_get_boolean(json_object_object_get(n, "online")));
+        assert_int_equal(int_of(n, "mem_total_mib"), 4000);
+        assert_int_equal(int_of(n, "disk_used_mib"), 100);
+        n = json_object_array_get_idx(nodes, 1);
+        assert_false(
+                json_object_get_boolean(json_object_object_get(n, "online")));
+        assert_true(json_object_object_get_ex(n, "cpu_percent", &v));
+        assert_null(v);
+        json_object_put(o);
+        o = NULL;
+
+        /* Many reads, one build; the ETag saves the bytes. */
+        builds = httpd_dashboard_builds(httpd_dashboard(f->httpd));
+        f->domain.n_queries = 0;
+        for (int i = 0; i < 20; i++) {
+                http(f, "GET", "/api/v1/dashboard", &s, NULL, NULL, &r);
+                assert_int_equal(r.status, 200);
+                assert_non_null(header(&r, "ETag", etag, sizeof etag));
+                response_done(&r);
+        }
+        assert_int_equal(httpd_dashboard_builds(httpd_dashboard(f->httpd)),
+                         builds);
+        assert_int_equal(f->domain.n_queries, 0);
+        snprintf(extra, sizeof extra, "If-None-Match: %s\r\n", etag);
+        http(f, "GET", "/api/v1/dashboard", &s, extra, NULL, &r);
+        assert_int_equal(r.status, 304);
+        response_done(&r);
+
+        /* A commit: rebuilt, and the answer changes. */
+        table_set(f, "vms", "[]");
+        standin_push(f, "{\"event\": \"commit\", \"version\": 20, \"tables\": "
+                        "[\"vms\"], \"actor\": \"t\"}");
+        {
+                uint64_t deadline = now_usec() + WAIT_USEC;
+
+                while (httpd_dashboard_builds(httpd_dashboard(f->httpd)) ==
+                       builds) {
+                        assert_true(now_usec() < deadline);
+                        pump(f, 1000);
+                }
+        }
+        o = call(f, "GET", "/api/v1/dashboard", &s, NULL, 200);
+        assert_int_equal(int_of(json_object_object_get(o, "vms"), "configured"),
+                         0);
+        http(f, "GET", "/api/v1/dashboard", &s, extra, NULL, &r);
+        assert_int_equal(r.status, 200); /* the old ETag no longer matches */
+        response_done(&r);
+        /* A burst of events: one more build, not one per event. */
+        builds = httpd_dashboard_builds(httpd_dashboard(f->httpd));
+        for (int i = 0; i < 10; i++)
+                standin_push(f, "{\"event\": \"status\", \"node\": 2, \"key\": "
+                                "\"node/metrics\", \"value\": {}}");
+        for (int i = 0; i < 100; i++)
+                pump(f, 1000);
+        assert_true(httpd_dashboard_builds(httpd_dashboard(f->httpd)) <=
+                    builds + 2);
+        assert_true(httpd_dashboard_builds(httpd_dashboard(f->httpd)) > builds);
+}
+
+static void dashboard_is_served_while_domaind_is_silent(void **state) {
+        struct fixture *f = *state;
+        struct session s;
+        struct client *c;
+        struct response r;
+
+        start(f);
+        login(f, &s);
+        f->domain.silent = true;
+        standin_push(f, "{\"event\": \"commit\", \"version\": 20, \"tables\": "
+                        "[\"vms\"], \"actor\": \"t\"}");
+        /* A rebuild is under way (and will not finish): the last answer
+         * is served meanwhile. */
+        for (int i = 0; i < 20; i++)
+                pump(f, 1000);
+        c = client_connect(f);
+        request_queue(c, "GET", "/api/v1/dashboard", &s, NULL, NULL);
+        assert_true(client_wait(f, c, false, &r));
+        assert_int_equal(r.status, 200);
+        response_done(&r);
+        client_close(c);
+}
+
+static void dashboard_is_built_from_its_inputs_alone(void **state) {
+        _cleanup_(json_object_putp) struct json_object
+                *status = json("{\"version\": 7, \"config_version\": 2, "
+                               "\"quorate\": true, "
+                               "\"members\": [{\"id\": 1, \"online\": true}, "
+                               "{\"id\": 2, "
+                               "\"online\": true}]}"),
+                *nodes = json("[{\"node_id\": 1, \"name\": \"a\", \"state\": "
+                              "\"active\"}, "
+                              "{\"node_id\": 2, \"name\": \"b\", \"state\": "
+                              "\"standby\"}]"),
+                *vms = json("[{\"name\": \"v\", \"ha\": \"on\"}]"),
+                *empty = json("[]"), *o = NULL;
+        struct httpd_dashboard_input in = {.status = status,
+                                           .nodes = nodes,
+                                           .vms = vms,
+                                           .disks = empty,
+                                           .alerts = empty,
+                                           .jobs = empty,
+                                           .entries = empty};
+        struct json_object *ha;
+
+        assert_int_equal(httpd_dashboard_build(&in, 1000, &o), 0);
+        assert_int_equal(int_of(o, "version"), 7);
+        ha = json_object_object_get(o, "ha");
+        assert_int_equal(int_of(ha, "nodes_active"), 1);
+        assert_string_equal(
+                json_object_to_json_string_ext(array_of(ha, "details"),
+                                               JSON_C_TO_STRING_PLAIN),
+                "[\"b is standby\",\"1 of 1 HA VMs is not "
+                "running\"]");
+        /* Nobody fences anybody: both listed. */
+        assert_int_equal(json_object_array_length(array_of(
+                                 json_object_object_get(o, "monitoring"),
+                                 "nodes_not_fenceable")),
+                         2);
+        json_object_put(o);
+        o = NULL;
+        /* Nothing at all: still every tile, with zeros. */
+        in = (struct httpd_dashboard_input){};
+        assert_int_equal(httpd_dashboard_build(&in, 1000, &o), 0);
+        assert_int_equal(int_of(json_object_object_get(o, "vms"), "configured"),
+                         0);
+        assert_false(json_object_get_boolean(json_object_object_get(
+                json_object_object_get(o, "ha"), "all_active")));
+}
+
+static void write_text(const char *dir, const char *name, const char *text) {
+        char path[256];
+        FILE *file;
+
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        file = fopen(path, "we");
+        assert_non_null(file);
+        fputs(text, file);
+        assert_int_equal(fclose(file), 0);
+}
+
+static const char meminfo[] = "MemTotal:        8000000 kB\n"
+                              "MemFree:         1000000 kB\n"
+                              "MemAvailable:    6000000 kB\n"
+                              "SwapCached:            0 kB\n"
+                              "SwapTotal:       2097148 kB\n"
+                              "SwapFree:        1048574 kB\n";
+
+static void samples_are_published_for_every_dashboard(void **state) {
+        struct fixture *f = *state;
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        struct json_object *node, *value = NULL;
+        uint64_t deadline;
+        struct session s;
+
+        assert_int_equal(mkdir(f->proc, 0755), 0);
+        write_text(f->proc, "stat",
+                   "cpu  100 0 100 800 0 0 0 0 0 0\n"
+                   "cpu0 100 0 100 800 0 0 0 0 0 0\n");
+        write_text(f->proc, "meminfo", meminfo);
+        f->config.proc_dir = f->proc;
+        f->config.metrics_interval_usec = 50000;
+        start(f);
+        /* The second sample has a CPU figure: 300 of 1000 more ticks. */
+        write_text(f->proc, "stat", "cpu  300 0 200 1500 0 0 0 0 0 0\n");
+        deadline = now_usec() + WAIT_USEC;
+        for (;;) {
+                value = NULL;
+                for (size_t i = 0;
+                     i < json_object_array_length(f->domain.entries); i++) {
+                        struct json_object *e =
+                                json_object_array_get_idx(f->domain.entries, i);
+
+                        if (streq(string_of(e, "key"), "node/metrics") &&
+                            int_of(e, "node") == 1)
+                                value = json_object_object_get(e, "value");
+                }
+                if (value && json_object_object_get(value, "cpu_percent"))
+                        break;
+                assert_true(now_usec() < deadline);
+                pump(f, 10000);
+        }
+        assert_int_equal(int_of(value, "mem_total_mib"), 7812);
+        assert_int_equal(int_of(value, "mem_used_mib"), 1953);
+        assert_int_equal(int_of(value, "swap_total_mib"), 2047);
+        assert_int_equal(int_of(value, "swap_used_mib"), 1023);
+        assert_true(int_of(value, "disk_total_mib") > 0);
+        assert_true(json_object_get_double(json_object_object_get(
+                            value, "cpu_percent")) == 30.0);
+        login(f, &s);
+        /* Every dashboard shows it (after the status event). */
+        for (int i = 0; i < 50; i++)
+                pump(f, 1000);
+        o = call(f, "GET", "/api/v1/dashboard", &s, NULL, 200);
+        node = json_object_array_get_idx(array_of(o, "nodes"), 0);
+        assert_int_equal(int_of(node, "mem_total_mib"), 7812);
+}
+
+static void samples_read_procfs_text(void **state) {
+        struct httpd_sample s = {};
+        uint64_t total, idle;
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        struct json_object *v;
+
+        assert_int_equal(httpd_sample_parse_stat("cpu  10 20 30 40 50 60 70 "
+                                                 "80 90 100\ncpu0 1 2 3 4\n",
+                                                 &total, &idle),
+                         0);
+        assert_int_equal(total, 360); /* guest time is in user already */
+        assert_int_equal(idle, 90);
+        assert_int_equal(
+                httpd_sample_parse_stat("cpu  1 2 3 4\n", &total, &idle), 0);
+        assert_int_equal(total, 10);
+        assert_int_equal(
+                httpd_sample_parse_stat("cpu0 1 2 3 4\n", &total, &idle),
+                -EBADMSG);
+        assert_int_equal(httpd_sample_parse_stat("cpu  1 2\n", &total, &idle),
+                         -EBADMSG);
+        assert_int_equal(httpd_sample_parse_stat("", &total, &idle), -EBADMSG);
+        assert_int_equal(httpd_sample_parse_meminfo(meminfo, &s), 0);
+        assert_int_equal(s.mem_available_kib, 6000000);
+        assert_int_equal(s.swap_free_kib, 1048574);
+        assert_int_equal(httpd_sample_parse_meminfo("MemTotal: 5 kB\n", &s),
+                         -EBADMSG);
+        /* A key that only starts like another. */
+        assert_int_equal(httpd_sample_parse_meminfo(
+                                 "MemTotalX: 1 kB\nMemAvailable: 1 kB\n"
+                                 "SwapTotal: 1 kB\nSwapFree: 1 kB\n",
+                                 &s),
+                         -EBADMSG);
+        s.cpu_percent = -1;
+        o = httpd_sample_to_json(&s, 5);
+        assert_true(json_object_object_get_ex(o, "cpu_percent", &v));
+        assert_null(v);
+        assert_int_equal(int_of(o, "time"), 5);
+}
+
+/* ==== Wizard ==== */
+
+static void wait_cluster_state(struct fixture *f, enum httpd_cluster_state s) {
+        uint64_t deadline = now_usec() + WAIT_USEC;
+
+        while (httpd_cluster_state(f->httpd) != s) {
+                assert_true(now_usec() < deadline);
+                pump(f, 1000);
+        }
+}
+
+static void wizard_creates_a_cluster_only_while_there_is_none(void **state) {
+        struct fixture *f = *state;
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        struct session s;
+        const char *name;
+
+        table_set(f, "cluster", "[]");
+        start(f);
+        assert_int_equal(httpd_cluster_state(f->httpd), HTTPD_CLUSTER_NONE);
+        /* A fresh node: no administrator to log in as, no session. */
+        o = call(f, "POST", "/api/v1/wizard/cluster-create", NULL,
+                 "{\"name\": \"lab2\", \"admin\": \"admin\", \"password\": "
+                 "\"a-long-password\", \"address\": \"198.18.0.1\"}",
+                 201);
+        assert_string_equal(string_of(o, "cluster"), "lab2");
+        assert_int_equal(int_of(o, "node_id"), 1);
+        assert_string_equal(string_of(row_of(f, "cluster", 1), "name"), "lab2");
+        wait_cluster_state(f, HTTPD_CLUSTER_MEMBER);
+        /* Now it is in one: refused, with or without a session. */
+        call_error(f, "POST", "/api/v1/wizard/cluster-create", NULL,
+                   "{\"name\": \"lab3\", \"admin\": \"admin\", \"password\": "
+                   "\"a-long-password\"}",
+                   409, "clustered", NULL);
+        login(f, &s);
+        call_error(f, "POST", "/api/v1/wizard/cluster-join", &s,
+                   "{\"address\": \"198.18.0.2\", \"admin\": \"admin\", "
+                   "\"password\": \"x\"}",
+                   409, "clustered", NULL);
+        assert_int_equal(
+                haven_json_get_string(row_of(f, "cluster", 1), "name", &name),
+                0);
+        assert_string_equal(name, "lab2");
+}
+
+static void wizard_joins_a_cluster_from_a_fresh_node(void **state) {
+        struct fixture *f = *state;
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+
+        table_set(f, "cluster", "[]");
+        start(f);
+        o = call(f, "POST", "/api/v1/wizard/cluster-join", NULL,
+                 "{\"address\": \"198.18.0.1\", \"admin\": \"admin\", "
+                 "\"password\": \"x\"}",
+                 200);
+        assert_int_equal(int_of(o, "node_id"), 1);
+        wait_cluster_state(f, HTTPD_CLUSTER_MEMBER);
+}
+
+static void network_check_pings_with_the_mtu(void **state) {
+        struct fixture *f = *state;
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        struct session s;
+
+        start(f);
+        /* In a cluster: a session is needed. */
+        call_error(f, "POST", "/api/v1/wizard/network-check", NULL,
+                   "{\"address\": \"127.0.0.1\", \"mtu\": 1500}", 401,
+                   "unauthorized", NULL);
+        login(f, &s);
+        o = call(f, "POST", "/api/v1/wizard/network-check", &s,
+                 "{\"address\": \"127.0.0.1\", \"mtu\": 9216}", 200);
+        assert_true(json_object_get_boolean(json_object_object_get(o, "ok")));
+        assert_int_equal(int_of(o, "transmitted"), 3);
+        assert_int_equal(int_of(o, "received"), 3);
+        assert_int_equal(int_of(o, "mtu"), 9216);
+        assert_true(json_object_get_double(
+                            json_object_object_get(o, "rtt_avg_ms")) >= 0);
+        json_object_put(o);
+        o = call(f, "POST", "/api/v1/wizard/network-check", &s,
+                 "{\"address\": \"::1\", \"mtu\": 1500}", 200);
+        assert_true(json_object_get_boolean(json_object_object_get(o, "ok")));
+        static const char *const bad[] = {"node1", "1.2.3", "127.0.0.1/8",
+                                          "::g", "-c1"};
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                char body[128];
+
+                snprintf(body, sizeof body,
+                         "{\"address\": \"%s\", \"mtu\": 1500}", bad[i]);
+                call_error(f, "POST", "/api/v1/wizard/network-check", &s, body,
+                           400, "invalid", "address");
+        }
+        call_error(f, "POST", "/api/v1/wizard/network-check", &s,
+                   "{\"address\": \"127.0.0.1\", \"mtu\": 575}", 400, "invalid",
+                   "mtu");
+        call_error(f, "POST", "/api/v1/wizard/network-check", &s,
+                   "{\"address\": \"127.0.0.1\", \"mtu\": 9217}", 400,
+                   "invalid", "mtu");
+}
+
+static void ping_output_is_read(void **state) {
+        struct httpd_ping_result p;
+
+        httpd_ping_parse(
+                "PING 127.0.0.1 (127.0.0.1) 1472(1500) bytes of data.\n"
+                "1480 bytes from 127.0.0.1: icmp_seq=1 ttl=64 time=0.043 ms\n"
+                "\n--- 127.0.0.1 ping statistics ---\n"
+                "3 packets transmitted, 3 received, 0% packet loss, time "
+                "2044ms\nrtt min/avg/max/mdev = 0.043/0.050/0.055/0.005 ms\n",
+                0, &p);
+        assert_true(p.ok);
+        assert_int_equal(p.transmitted, 3);
+        assert_int_equal(p.received, 3);
+        assert_true(p.rtt_avg_ms > 0.049 && p.rtt_avg_ms < 0.051);
+        /* Too large for this host's interface. */
+        httpd_ping_parse("PING 127.0.0.1 (127.0.0.1) 70000(70028) bytes of "
+                         "data.\n\n--- 127.0.0.1 ping statistics ---\n"
+                         "1 packets transmitted, 0 received, 100% packet "
+                         "loss, time 0ms\n\nping: local error: message too "
+                         "long, mtu=1400\n",
+                         1, &p);
+        assert_false(p.ok);
+        assert_int_equal(p.path_mtu, 1400);
+        assert_non_null(strstr(p.message, "at most 1400 bytes"));
+        /* A hop says so. */
+        httpd_ping_parse("From 198.18.0.7 icmp_seq=1 Frag needed and DF set "
+                         "(mtu = 1400)\n3 packets transmitted, 0 received, "
+                         "+3 errors, 100% packet loss\n",
+                         1, &p);
+        assert_false(p.ok);
+        assert_int_equal(p.path_mtu, 1400);
+        /* Some came back. */
+        httpd_ping_parse("3 packets transmitted, 1 received, 66% packet loss\n",
+                         1, &p);
+        assert_false(p.ok);
+        assert_string_equal(p.message, "1 of 3 frames came back");
+        /* Nowhere to go. */
+        httpd_ping_parse("ping: connect: Network is unreachable\n", 2, &p);
+        assert_false(p.ok);
+        assert_string_equal(p.message, "connect: Network is unreachable");
+        httpd_ping_parse(NULL, -1, &p);
+        assert_false(p.ok);
+        assert_true(p.message[0] != '\0');
+        httpd_ping_parse("99999999999 packets transmitted, x received", 0, &p);
+        assert_false(p.ok);
+}
+
+/* ==== TLS ==== */
+
+/* A new certificate and key (PEM) in dir/name.{crt,key}. */
+static void pair_new(const char *dir, const char *name, char **ret_cert,
+                     char **ret_key) {
+        _cleanup_(
+                haven_peer_credentials_freep) struct haven_peer_credentials *c =
+                NULL;
+        char cert[256], key[256];
+
+        snprintf(cert, sizeof cert, "%s/%s.crt", dir, name);
+        snprintf(key, sizeof key, "%s/%s.key", dir, name);
+        assert_int_equal(haven_peer_credentials_load_or_create_files(cert, key,
+                                                                     NULL, &c),
+                         0);
+        assert_int_equal(
+                haven_peer_credentials_export_pem(c, ret_cert, ret_key), 0);
+}
+
+/* A certificate for a new key that expired yesterday. */
+static void pair_expired(char **ret_cert, char **ret_key) {
+        gnutls_x509_privkey_t key;
+        gnutls_x509_crt_t crt;
+        gnutls_datum_t c = {}, k = {};
+        uint8_t serial[8] = {0x42};
+
+        assert_int_equal(gnutls_x509_privkey_init(&key), 0);
+        assert_int_equal(
+                gnutls_x509_privkey_generate(
+                        key, GNUTLS_PK_ECDSA,
+                        GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0),
+                0);
+        assert_int_equal(gnutls_x509_crt_init(&crt), 0);
+        assert_int_equal(gnutls_x509_crt_set_version(crt, 3), 0);
+        assert_int_equal(gnutls_x509_crt_set_serial(crt, serial, sizeof serial),
+                         0);
+        assert_int_equal(gnutls_x509_crt_set_dn_by_oid(
+                                 crt, GNUTLS_OID_X520_COMMON_NAME, 0, "old", 3),
+                         0);
+        assert_int_equal(gnutls_x509_crt_set_activation_time(
+                                 crt, time(NULL) - 2 * 86400),
+                         0);
+        assert_int_equal(
+                gnutls_x509_crt_set_expiration_time(crt, time(NULL) - 86400),
+                0);
+        assert_int_equal(gnutls_x509_crt_set_key(crt, key), 0);
+        assert_int_equal(
+                gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0), 0);
+        assert_int_equal(gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_PEM, &c),
+                         0);
+        assert_int_equal(
+                gnutls_x509_privkey_export2_pkcs8(key, GNUTLS_X509_FMT_PEM,
+                                                  NULL, GNUTLS_PKCS_PLAIN, &k),
+                0);
+        *ret_cert = strndup((char *) c.data, c.size);
+        *ret_key = strndup((char *) k.data, k.size);
+        gnutls_free(c.data);
+        gnutls_free(k.data);
+        gnutls_x509_crt_deinit(crt);
+        gnutls_x509_privkey_deinit(key);
+}
+
+static char *tls_body(const char *cert, const char *key) {
+        _cleanup_(json_object_putp) struct json_object *o =
+                json_object_new_object();
+
+        json_object_object_add(o, "certificate", json_object_new_string(cert));
+        json_object_object_add(o, "key", json_object_new_string(key));
+        return strdup(
+                json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+}
+
+/* The SHA-256 fingerprint of the certificate a TLS server shows. */
+static void served_fingerprint(struct fixture *f, char *buf, size_t size) {
+        const gnutls_datum_t *chain;
+        unsigned n = 0;
+        uint8_t digest[32];
+        size_t len = sizeof digest;
+        struct client *c = client_connect(f);
+        struct response r;
+
+        request_queue(c, "GET", "/logo.svg", NULL, NULL, NULL);
+        assert_true(client_wait(f, c, false, &r));
+        response_done(&r);
+        chain = gnutls_certificate_get_peers(c->tls, &n);
+        assert_true(n >= 1);
+        assert_int_equal(
+                gnutls_fingerprint(GNUTLS_DIG_SHA256, &chain[0], digest, &len),
+                0);
+        for (size_t i = 0; i < 32; i++)
+                snprintf(buf + 3 * i, size - 3 * i, "%02X%s", digest[i],
+                         i < 31 ? ":" : "");
+        client_close(c);
+}
+
+static void tls_certificate_is_replaced_after_checks(void **state) {
+        struct fixture *f = *state;
+        _cleanup_free_ char *cert_a = NULL, *key_a = NULL, *cert_b = NULL,
+                            *key_b = NULL, *cert_old = NULL, *key_old = NULL,
+                            *body = NULL;
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        char path[256], served[128], before[128];
+        struct session s;
+
+        f->config.tls = true;
+        start(f);
+        login(f, &s);
+        served_fingerprint(f, before, sizeof before);
+        pair_new(f->dir, "a", &cert_a, &key_a);
+        pair_new(f->dir, "b", &cert_b, &key_b);
+        pair_expired(&cert_old, &key_old);
+
+        body = tls_body(cert_a, key_b);
+        call_error(f, "PUT", "/api/v1/tls", &s, body, 400, "invalid", "key");
+        free(body);
+        body = tls_body(cert_old, key_old);
+        call_error(f, "PUT", "/api/v1/tls", &s, body, 400, "invalid",
+                   "certificate");
+        free(body);
+        body = tls_body("-----BEGIN CERTIFICATE-----\nxx\n", key_a);
+        call_error(f, "PUT", "/api/v1/tls", &s, body, 400, "invalid",
+                   "certificate");
+        free(body);
+        body = tls_body(cert_a, "not a key");
+        call_error(f, "PUT", "/api/v1/tls", &s, body, 400, "invalid",
+                   "certificate");
+        free(body);
+
+        body = tls_body(cert_a, key_a);
+        o = call(f, "PUT", "/api/v1/tls", &s, body, 200);
+        assert_true(json_object_get_boolean(
+                json_object_object_get(o, "restart_needed")));
+        assert_true(file_has(f->config.cert_path, cert_a));
+        assert_true(file_has(f->config.key_path, key_a));
+        snprintf(path, sizeof path, "%s", f->config.key_path);
+        {
+                struct stat st;
+
+                assert_int_equal(stat(path, &st), 0);
+                assert_int_equal(st.st_mode & 0777, 0600);
+        }
+        /* Still the old one until the next start, then the new one. */
+        served_fingerprint(f, served, sizeof served);
+        assert_string_equal(served, before);
+        httpd_stop(f);
+        start(f);
+        served_fingerprint(f, served, sizeof served);
+        assert_string_equal(served, string_of(o, "fingerprint"));
+        assert_string_not_equal(served, before);
+}
+
+/* ==== Consoles ==== */
+
+/* A stand-in for QEMU's VNC server: greets like RFB 3.8 and echoes. */
+struct vnc_double {
+        struct fixture *fixture;
+        int listen_fd;
+        sd_event_source *listen_source;
+        int fds[4];
+        sd_event_source *sources[4];
+        size_t accepted;
+        uint16_t port;
+};
+
+#define RFB_GREETING "RFB 003.008\n"
+
+static int on_vnc_data(sd_event_source *s, int fd, uint32_t revents,
+                       void *userdata) {
+        struct vnc_double *v = userdata;
+        char buf[4096];
+        ssize_t n = recv(fd, buf, sizeof buf, 0);
+
+        if (n > 0) {
+                assert_int_equal(send(fd, buf, (size_t) n, MSG_NOSIGNAL), n);
+                return 0;
+        }
+        if (n < 0 && errno == EAGAIN)
+                return 0;
+        for (size_t i = 0; i < ELEMENTSOF(v->fds); i++)
+                if (v->fds[i] == fd) {
+                        v->sources[i] =
+                                sd_event_source_disable_unref(v->sources[i]);
+                        v->fds[i] = safe_close(v->fds[i]);
+                }
+        return 0;
+}
+
+static int on_vnc_accept(sd_event_source *s, int fd, uint32_t revents,
+                         void *userdata) {
+        struct vnc_double *v = userdata;
+        int c = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+        if (c < 0)
+                return 0;
+        for (size_t i = 0; i < ELEMENTSOF(v->fds); i++)
+                if (v->fds[i] < 0) {
+                        v->fds[i] = c;
+                        assert_int_equal(send(c, RFB_GREETING,
+                                              strlen(RFB_GREETING),
+                                              MSG_NOSIGNAL),
+                                         (ssize_t) strlen(RFB_GREETING));
+                        assert_int_equal(sd_event_add_io(v->fixture->event,
+                                                         &v->sources[i], c,
+                                                         EPOLLIN, on_vnc_data,
+                                                         v),
+                                         0);
+                        v->accepted++;
+                        return 0;
+                }
+        close(c);
+        return 0;
+}
+
+static void vnc_start(struct fixture *f, struct vnc_double *v) {
+        struct sockaddr_in a = {.sin_family = AF_INET};
+        socklen_t len = sizeof a;
+        int one = 1;
+
+        *v = (struct vnc_double){.fixture = f};
+        for (size_t i = 0; i < ELEMENTSOF(v->fds); i++)
+                v->fds[i] = -1;
+        v->listen_fd =
+                socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        assert_true(v->listen_fd >= 0);
+        (void) setsockopt(v->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one,
+                          sizeof one);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        assert_int_equal(bind(v->listen_fd, (struct sockaddr *) &a, sizeof a),
+                         0);
+        assert_int_equal(listen(v->listen_fd, 8), 0);
+        assert_int_equal(
+                getsockname(v->listen_fd, (struct sockaddr *) &a, &len), 0);
+        v->port = ntohs(a.sin_port);
+        assert_int_equal(sd_event_add_io(f->event, &v->listen_source,
+                                         v->listen_fd, EPOLLIN, on_vnc_accept,
+                                         v),
+                         0);
+}
+
+/* Ends every VNC connection (the VM stopped or moved). */
+static void vnc_drop(struct vnc_double *v) {
+        for (size_t i = 0; i < ELEMENTSOF(v->fds); i++) {
+                v->sources[i] = sd_event_source_disable_unref(v->sources[i]);
+                v->fds[i] = safe_close(v->fds[i]);
+        }
+}
+
+static void vnc_stop(struct vnc_double *v) {
+        vnc_drop(v);
+        v->listen_source = sd_event_source_disable_unref(v->listen_source);
+        v->listen_fd = safe_close(v->listen_fd);
+}
+
+/* The browser's end: a wslay client on a plain socket. */
+struct ws_client {
+        struct fixture *fixture;
+        struct client *c; /* the HTTP part */
+        wslay_event_context_ptr ctx;
+        char *leftover; /* bytes after the 101's head */
+        size_t leftover_size, leftover_used;
+        char received[65536];
+        size_t received_size;
+        bool closed;
+        uint16_t close_code;
+};
+
+static ssize_t wsc_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
+                        int flags, void *userdata) {
+        struct ws_client *w = userdata;
+        ssize_t n;
+
+        if (w->leftover_used < w->leftover_size) {
+                n = (ssize_t) (w->leftover_size - w->leftover_used < len
+                                       ? w->leftover_size - w->leftover_used
+                                       : len);
+                memcpy(buf, w->leftover + w->leftover_used, (size_t) n);
+                w->leftover_used += (size_t) n;
+                return n;
+        }
+        n = recv(w->c->fd, buf, len, 0);
+        if (n < 0 && errno == EAGAIN) {
+                wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+                return -1;
+        }
+        if (n <= 0) {
+                wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+                return -1;
+        }
+        return n;
+}
+
+static ssize_t wsc_send(wslay_event_context_ptr ctx, const uint8_t *data,
+                        size_t len, int flags, void *userdata) {
+        struct ws_client *w = userdata;
+        ssize_t n = send(w->c->fd, data, len, MSG_NOSIGNAL);
+
+        if (n < 0 && errno == EAGAIN) {
+                wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+                return -1;
+        }
+        if (n < 0) {
+                wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+                return -1;
+        }
+        return n;
+}
+
+static int wsc_mask(wslay_event_context_ptr ctx, uint8_t *buf, size_t len,
+                    void *userdata) {
+        return gnutls_rnd(GNUTLS_RND_NONCE, buf, len) < 0 ? -1 : 0;
+}
+
+static void wsc_message(wslay_event_context_ptr ctx,
+                        const struct wslay_event_on_msg_recv_arg *arg,
+                        void *userdata) {
+        struct ws_client *w = userdata;
+
+        if (arg->opcode == WSLAY_CONNECTION_CLOSE) {
+                w->closed = true;
+                w->close_code = arg->status_code;
+                return;
+        }
+        assert_int_equal(arg->opcode, WSLAY_BINARY_FRAME);
+        assert_true(w->received_size + arg->msg_length < sizeof w->received);
+        memcpy(w->received + w->received_size, arg->msg, arg->msg_length);
+        w->received_size += arg->msg_length;
+        w->received[w->received_size] = '\0';
+}
+
+/* Opens the console of VM id through port with the given extra headers;
+ * returns the answer's head (status) and, on 101, a live client. */
+static int ws_open(struct fixture *f, uint16_t port, const struct session *s,
+                   int64_t id, const char *headers, struct ws_client *w,
+                   struct response *ret) {
+        static const struct wslay_event_callbacks callbacks = {
+                .recv_callback = wsc_recv,
+                .send_callback = wsc_send,
+                .genmask_callback = wsc_mask,
+                .on_msg_recv_callback = wsc_message,
+        };
+        uint16_t saved = f->port;
+        char head[1024], path[96], buf[64];
+        const char *end;
+        uint64_t deadline = now_usec() + WAIT_USEC;
+
+        *w = (struct ws_client){.fixture = f};
+        f->port = port;
+        w->c = client_connect(f);
+        f->port = saved;
+        snprintf(path, sizeof path, "/api/v1/vms/%" PRIi64 "/console", id);
+        snprintf(head, sizeof head,
+                 "Upgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n"
+                 "Sec-WebSocket-Protocol: binary\r\n"
+                 "Origin: http://node1\r\n%s",
+                 headers ? headers
+                         : "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                           "Sec-WebSocket-Version: 13\r\n");
+        request_queue(w->c, "GET", path, s, head, NULL);
+        while (!w->c->in || !(end = strstr(w->c->in, "\r\n\r\n"))) {
+                assert_true(now_usec() < deadline);
+                assert_false(w->c->eof);
+                client_step(f, w->c);
+        }
+        if (strncmp(w->c->in, "HTTP/1.1 101", 12) != 0) {
+                /* An error: read it as any answer. */
+                assert_true(client_wait(f, w->c, false, ret));
+                client_close(w->c);
+                w->c = NULL;
+                return ret->status;
+        }
+        *ret = (struct response){
+                .status = 101,
+                .head = strndup(w->c->in, (size_t) (end - w->c->in))};
+        assert_string_equal(
+                header(ret, "Sec-WebSocket-Accept", buf, sizeof buf),
+                "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert_string_equal(
+                header(ret, "Sec-WebSocket-Protocol", buf, sizeof buf),
+                "binary");
+        w->leftover_size = w->c->in_size - (size_t) (end + 4 - w->c->in);
+        w->leftover = malloc(w->leftover_size + 1);
+        memcpy(w->leftover, end + 4, w->leftover_size);
+        assert_int_equal(
+                wslay_event_context_client_init(&w->ctx, &callbacks, w), 0);
+        coverage_note("GET", path, 101);
+        return 101;
+}
+
+static void ws_step(struct ws_client *w) {
+        pump(w->fixture, 1000);
+        if (w->fixture->httpd2)
+                pump(w->fixture, 0);
+        if (wslay_event_want_read(w->ctx))
+                (void) wslay_event_recv(w->ctx);
+        if (wslay_event_want_write(w->ctx))
+                (void) wslay_event_send(w->ctx);
+}
+
+static bool ws_wait_text(struct ws_client *w, const char *text) {
+        uint64_t deadline = now_usec() + WAIT_USEC;
+
+        while (!strstr(w->received, text)) {
+                if (now_usec() > deadline || w->closed)
+                        return false;
+                ws_step(w);
+        }
+        return true;
+}
+
+static void ws_send(struct ws_client *w, const char *text) {
+        struct wslay_event_msg m = {.opcode = WSLAY_BINARY_FRAME,
+                                    .msg = (const uint8_t *) text,
+                                    .msg_length = strlen(text)};
+
+        assert_int_equal(wslay_event_queue_msg(w->ctx, &m), 0);
+}
+
+static void ws_close(struct ws_client *w) {
+        if (w->ctx)
+                wslay_event_context_free(w->ctx);
+        client_close(w->c);
+        free(w->leftover);
+        *w = (struct ws_client){};
+}
+
+/* The VM controller's entry: VM name runs on node with its VNC port. */
+static void vm_runs(struct fixture *f, int64_t node, const char *name,
+                    int port) {
+        char key[64], value[160];
+        _cleanup_(json_object_putp) struct json_object *v = NULL;
+
+        snprintf(key, sizeof key, "vm/%s", name);
+        for (int64_t n = 1; n <= 2; n++)
+                standin_entry(f, n, key, NULL);
+        snprintf(value, sizeof value,
+                 "{\"node\": \"node%" PRIi64 "\", \"state\": \"running\", "
+                 "\"vnc_port\": %d}",
+                 node, port);
+        v = json(value);
+        standin_entry(f, node, key, v);
+}
+
+/* Starts node 2's haven-httpd (its own stand-in socket); node 1's is
+ * then started to reach it for consoles. */
+static void start_two_nodes(struct fixture *f) {
+        standin_start_node(f, 1);
+        f->config2 = f->config;
+        f->config2.domaind_socket = f->socket2;
+        assert_int_equal(httpd_new(f->event, &f->config2, &f->httpd2), 0);
+        f->port2 = httpd_port(f->httpd2);
+        wait_settled(f, f->httpd2, 1);
+        f->config.peer_port = f->port2;
+        start(f);
+}
+
+static void console_relays_vnc_on_this_node_and_across_nodes(void **state) {
+        struct fixture *f = *state;
+        struct vnc_double vnc;
+        struct ws_client w;
+        struct response r;
+        struct session s;
+
+        table_set(f, "vms",
+                  "[{\"id\": 1, \"version\": 1, \"name\": \"web1\"}]");
+        vnc_start(f, &vnc);
+        start_two_nodes(f);
+        login(f, &s);
+
+        /* On this node. */
+        vm_runs(f, 1, "web1", vnc.port);
+        assert_int_equal(ws_open(f, f->port, &s, 1, NULL, &w, &r), 101);
+        response_done(&r);
+        assert_true(ws_wait_text(&w, RFB_GREETING));
+        ws_send(&w, "hello, VNC");
+        assert_true(ws_wait_text(&w, RFB_GREETING "hello, VNC"));
+        assert_int_equal(httpd_console_sessions(httpd_console(f->httpd)), 1);
+        /* The VM goes (stopped, or migrated): the console closes. */
+        vnc_drop(&vnc);
+        {
+                uint64_t deadline = now_usec() + WAIT_USEC;
+
+                while (!w.closed) {
+                        assert_true(now_usec() < deadline);
+                        ws_step(&w);
+                }
+        }
+        assert_int_equal(w.close_code, 1001);
+        ws_close(&w);
+
+        /* It runs on node 2 now: the browser reconnects to node 1, which
+         * reaches node 2's haven-httpd over the interconnect. */
+        vm_runs(f, 2, "web1", vnc.port);
+        assert_int_equal(ws_open(f, f->port, &s, 1, NULL, &w, &r), 101);
+        response_done(&r);
+        assert_true(ws_wait_text(&w, RFB_GREETING));
+        ws_send(&w, "across");
+        assert_true(ws_wait_text(&w, RFB_GREETING "across"));
+        assert_int_equal(httpd_console_sessions(httpd_console(f->httpd)), 1);
+        /* Node 2 serves the splice node 1 asked for. */
+        assert_int_equal(httpd_console_sessions(httpd_console(f->httpd2)), 1);
+        coverage_note("GET", "/api/v1/vms/1/console/splice", 101);
+        /* A big screen's worth, both ways, through the bounded queues. */
+        {
+                char *big = malloc(40001);
+
+                memset(big, 'v', 40000);
+                big[40000] = '\0';
+                w.received_size = 0;
+                w.received[0] = '\0';
+                ws_send(&w, big);
+                assert_true(ws_wait_text(&w, big));
+                free(big);
+        }
+        /* The browser goes: both nodes let go. */
+        ws_close(&w);
+        {
+                uint64_t deadline = now_usec() + WAIT_USEC;
+
+                while (httpd_console_sessions(httpd_console(f->httpd)) +
+                               httpd_console_sessions(
+                                       httpd_console(f->httpd2)) >
+                       0) {
+                        assert_true(now_usec() < deadline);
+                        pump(f, 1000);
+                }
+        }
+        vnc_stop(&vnc);
+}
+
+static void console_refuses_what_it_must(void **state) {
+        struct fixture *f = *state;
+        struct vnc_double vnc;
+        struct ws_client w;
+        struct response r;
+        struct session s;
+        uint8_t key[HTTPD_PEER_KEY_SIZE];
+        char auth[HTTPD_PEER_AUTH_SIZE], extra[256];
+        const char *path = "/api/v1/vms/1/console/splice";
+
+        table_set(f, "vms",
+                  "[{\"id\": 1, \"version\": 1, \"name\": \"web1\"}, {\"id\": "
+                  "2, \"version\": 1, \"name\": \"web2\"}]");
+        vnc_start(f, &vnc);
+        start(f);
+        login(f, &s);
+        /* Runs nowhere. */
+        assert_int_equal(ws_open(f, f->port, &s, 1, NULL, &w, &r), 409);
+        assert_error(&r, 409, "conflict", NULL);
+        response_done(&r);
+        assert_int_equal(ws_open(f, f->port, &s, 9, NULL, &w, &r), 404);
+        response_done(&r);
+        /* No VNC port in its entry. */
+        {
+                _cleanup_(json_object_putp) struct json_object *v =
+                        json("{\"state\": \"running\"}");
+
+                standin_entry(f, 1, "vm/web2", v);
+        }
+        assert_int_equal(ws_open(f, f->port, &s, 2, NULL, &w, &r), 409);
+        response_done(&r);
+        /* Its VNC server does not answer. */
+        vm_runs(f, 1, "web1", free_port(SOCK_STREAM));
+        assert_int_equal(ws_open(f, f->port, &s, 1, NULL, &w, &r), 503);
+        assert_error(&r, 503, "unavailable", NULL);
+        response_done(&r);
+        vm_runs(f, 1, "web1", vnc.port);
+        /* Handshakes that are not WebSocket 13. */
+        assert_int_equal(
+                ws_open(f, f->port, &s, 1,
+                        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                        "Sec-WebSocket-Version: 8\r\n",
+                        &w, &r),
+                400);
+        response_done(&r);
+        assert_int_equal(ws_open(f, f->port, &s, 1,
+                                 "Sec-WebSocket-Key: c2hvcnQ=\r\n"
+                                 "Sec-WebSocket-Version: 13\r\n",
+                                 &w, &r),
+                         400);
+        response_done(&r);
+        call_error(f, "GET", "/api/v1/vms/1/console", &s, NULL, 400,
+                   "bad-request", NULL);
+        /* Another site's page. */
+        http(f, "GET", "/api/v1/vms/1/console", &s,
+             "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+             "Sec-WebSocket-Version: 13\r\nOrigin: http://evil.example\r\n",
+             NULL, &r);
+        assert_error(&r, 403, "csrf", NULL);
+        response_done(&r);
+        assert_int_equal(httpd_console_sessions(httpd_console(f->httpd)), 0);
+
+        /* Node-to-node: only with the cluster's key, fresh. */
+        call_error(f, "GET", path, NULL, NULL, 401, "unauthorized", NULL);
+        assert_int_equal(httpd_peer_key_load(f->authkey, key), 0);
+        httpd_peer_auth_format(key, "GET", path,
+                               haven_now_usec(CLOCK_REALTIME) - 3600000000ull,
+                               "0011", auth);
+        snprintf(extra, sizeof extra,
+                 "Upgrade: haven-vnc\r\nConnection: "
+                 "Upgrade\r\n" HTTPD_PEER_HEADER ": %s\r\n",
+                 auth);
+        http(f, "GET", path, NULL, extra, NULL, &r);
+        assert_error(&r, 401, "unauthorized", NULL);
+        response_done(&r);
+        httpd_peer_auth_format(key, "GET", "/api/v1/vms/2/console/splice",
+                               haven_now_usec(CLOCK_REALTIME), "0011", auth);
+        snprintf(extra, sizeof extra,
+                 "Upgrade: haven-vnc\r\nConnection: "
+                 "Upgrade\r\n" HTTPD_PEER_HEADER ": %s\r\n",
+                 auth);
+        http(f, "GET", path, NULL, extra, NULL, &r);
+        assert_error(&r, 401, "unauthorized", NULL);
+        response_done(&r);
+        /* A right one, for a VM this node does not run. */
+        vm_runs(f, 2, "web1", vnc.port);
+        httpd_peer_auth_format(key, "GET", path, haven_now_usec(CLOCK_REALTIME),
+                               "0011", auth);
+        snprintf(extra, sizeof extra,
+                 "Upgrade: haven-vnc\r\nConnection: "
+                 "Upgrade\r\n" HTTPD_PEER_HEADER ": %s\r\n",
+                 auth);
+        http(f, "GET", path, NULL, extra, NULL, &r);
+        assert_error(&r, 409, "conflict", NULL);
+        response_done(&r);
+        vnc_stop(&vnc);
+}
+
+static void peer_requests_carry_a_fresh_hmac(void **state) {
+        static const uint8_t key[HTTPD_PEER_KEY_SIZE] = {9, 8, 7};
+        static const uint8_t other[HTTPD_PEER_KEY_SIZE] = {9, 8, 6};
+        char auth[HTTPD_PEER_AUTH_SIZE], bad[HTTPD_PEER_AUTH_SIZE];
+        uint64_t t = 1800000000000000ull;
+
+        httpd_peer_auth_format(key, "GET", "/a", t, "00ff", auth);
+        assert_true(httpd_peer_auth_check(key, "GET", "/a", t, auth));
+        assert_true(httpd_peer_auth_check(key, "GET", "/a",
+                                          t + HTTPD_PEER_SKEW_USEC, auth));
+        assert_false(httpd_peer_auth_check(key, "GET", "/a",
+                                           t + HTTPD_PEER_SKEW_USEC + 1, auth));
+        assert_false(httpd_peer_auth_check(key, "GET", "/a",
+                                           t - HTTPD_PEER_SKEW_USEC - 1, auth));
+        assert_false(httpd_peer_auth_check(other, "GET", "/a", t, auth));
+        assert_false(httpd_peer_auth_check(key, "POST", "/a", t, auth));
+        assert_false(httpd_peer_auth_check(key, "GET", "/b", t, auth));
+        assert_false(httpd_peer_auth_check(NULL, "GET", "/a", t, auth));
+        assert_false(httpd_peer_auth_check(key, "GET", "/a", t, NULL));
+        memcpy(bad, auth, sizeof bad);
+        bad[strlen(bad) - 1] ^= 1;
+        assert_false(httpd_peer_auth_check(key, "GET", "/a", t, bad));
+        static const char *const malformed[] = {"",
+                                                ":",
+                                                "::",
+                                                "1800000000000000::x",
+                                                "x:00:aa",
+                                                "-1:00:aa",
+                                                "1800000000000000:zz:aa",
+                                                "1800000000000000:00ff",
+                                                "99999999999999999999:00:aa"};
+        for (size_t i = 0; i < ELEMENTSOF(malformed); i++)
+                assert_false(httpd_peer_auth_check(key, "GET", "/a", t,
+                                                   malformed[i]));
+}
+
+static void websocket_accept_follows_rfc6455(void **state) {
+        char buf[29];
+
+        assert_int_equal(
+                httpd_websocket_accept("dGhlIHNhbXBsZSBub25jZQ==", buf), 0);
+        assert_string_equal(buf, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+        assert_int_equal(httpd_websocket_accept(NULL, buf), -EINVAL);
+        assert_int_equal(httpd_websocket_accept("", buf), -EINVAL);
+        assert_int_equal(httpd_websocket_accept("c2hvcnQ=", buf), -EINVAL);
+        assert_int_equal(
+                httpd_websocket_accept("!!!!!!!!!!!!!!!!!!!!!!==", buf),
+                -EINVAL);
+        /* 24 characters that decode to 17 bytes. */
+        assert_int_equal(
+                httpd_websocket_accept("AAAAAAAAAAAAAAAAAAAAAAA=", buf),
+                -EINVAL);
+}
+
+/* ==== The OpenAPI description ==== */
+
+/* docs/api/openapi.json of this checkout ($HAVEN_OPENAPI, else found from
+ * the test's build tree). */
+static char *openapi_read(void) {
+        char self[PATH_MAX], path[PATH_MAX + 64], *slash, *text;
+        const char *env = getenv("HAVEN_OPENAPI");
+        struct stat st;
+        ssize_t n;
+        int fd;
+
+        if (env)
+                snprintf(path, sizeof path, "%s", env);
+        else {
+                n = readlink("/proc/self/exe", self, sizeof self - 1);
+                assert_true(n > 0);
+                self[n] = '\0';
+                slash = strrchr(self, '/'); /* <tree>/tests/test-httpd */
+                *slash = '\0';
+                snprintf(path, sizeof path, "%s/../../docs/api/openapi.json",
+                         self);
+        }
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                fail_msg("cannot open %s: %s", path, strerror(errno));
+        assert_int_equal(fstat(fd, &st), 0);
+        text = malloc((size_t) st.st_size + 1);
+        assert_non_null(text);
+        assert_int_equal(read(fd, text, (size_t) st.st_size), st.st_size);
+        text[st.st_size] = '\0';
+        close(fd);
+        return text;
+}
+
+static void openapi_describes_exactly_the_routes(void **state) {
+        static const char *const methods[] = {"get",     "head",  "post",
+                                              "put",     "patch", "delete",
+                                              "options", "trace"};
+        _cleanup_free_ char *text = openapi_read();
+        _cleanup_(json_object_putp) struct json_object *doc = NULL;
+        struct json_object *paths, *servers;
+        const struct httpd_route *routes;
+        size_t n, missing = 0, extra = 0, described = 0;
+        const char *version, *url;
+
+        assert_int_equal(haven_json_parse(text, strlen(text), 16u << 20, &doc),
+                         0);
+        assert_int_equal(haven_json_get_string(doc, "openapi", &version), 0);
+        assert_int_equal(strncmp(version, "3.", 2), 0);
+        assert_int_equal(haven_json_get_array(doc, "servers", &servers), 0);
+        assert_int_equal(
+                haven_json_get_string(json_object_array_get_idx(servers, 0),
+                                      "url", &url),
+                0);
+        assert_string_equal(url, HTTPD_API_PREFIX);
+        assert_int_equal(haven_json_get_object(doc, "paths", &paths), 0);
+        routes = httpd_api_routes(&n);
+
+        /* Every route is described... */
+        for (size_t i = 0; i < n; i++) {
+                struct json_object *item, *op;
+                const char *pattern = routes[i].pattern;
+                char method[16];
+
+                if (streq(pattern, HTTPD_STATIC_PATTERN))
+                        continue;
+                assert_int_equal(strncmp(pattern, HTTPD_API_PREFIX,
+                                         strlen(HTTPD_API_PREFIX)),
+                                 0);
+                snprintf(method, sizeof method, "%s",
+                         httpd_method_to_string(routes[i].method));
+                for (char *p = method; *p; p++)
+                        *p = (char) (*p - 'A' + 'a');
+                if (!json_object_object_get_ex(
+                            paths, pattern + strlen(HTTPD_API_PREFIX), &item) ||
+                    !json_object_object_get_ex(item, method, &op)) {
+                        fprintf(stderr, "not in openapi.json: %s %s\n",
+                                httpd_method_to_string(routes[i].method),
+                                pattern);
+                        missing++;
+                        continue;
+                }
+                /* ...with its answers. */
+                assert_non_null(json_object_object_get(op, "responses"));
+                assert_non_null(json_object_object_get(op, "summary"));
+                if (routes[i].policy)
+                        assert_non_null(
+                                json_object_object_get(op, "requestBody"));
+        }
+        /* ...and nothing else is. */
+        json_object_object_foreach(paths, path, item) {
+                json_object_object_foreach(item, key, op) {
+                        bool found = false;
+
+                        (void) op;
+                        for (size_t m = 0; m < ELEMENTSOF(methods); m++)
+                                if (streq(key, methods[m]))
+                                        found = true;
+                        if (!found)
+                                continue; /* parameters, summary, ... */
+                        described++;
+                        found = false;
+                        for (size_t i = 0; i < n; i++) {
+                                char method[16];
+
+                                snprintf(method, sizeof method, "%s",
+                                         httpd_method_to_string(
+                                                 routes[i].method));
+                                for (char *p = method; *p; p++)
+                                        *p = (char) (*p - 'A' + 'a');
+                                if (streq(method, key) &&
+                                    strlen(routes[i].pattern) >
+                                            strlen(HTTPD_API_PREFIX) &&
+                                    streq(routes[i].pattern +
+                                                  strlen(HTTPD_API_PREFIX),
+                                          path))
+                                        found = true;
+                        }
+                        if (!found) {
+                                fprintf(stderr,
+                                        "in openapi.json, not a route: %s "
+                                        "%s\n",
+                                        key, path);
+                                extra++;
+                        }
+                }
+        }
+        assert_int_equal(missing, 0);
+        assert_int_equal(extra, 0);
+        assert_true(described > 80);
+}
+
+/* Runs last: every route answered a success in some test above. */
+static void every_route_succeeded_somewhere(void **state) {
+        const struct httpd_route *routes;
+        size_t n, uncovered = 0;
+
+        if (getenv("TEST_FILTER"))
+                skip(); /* only meaningful after all the others */
+        routes = httpd_api_routes(&n);
+        for (size_t i = 0; i < n; i++)
+                if (!covered[i]) {
+                        fprintf(stderr, "no success for %s %s\n",
+                                httpd_method_to_string(routes[i].method),
+                                routes[i].pattern);
+                        uncovered++;
+                }
+        assert_int_equal(uncovered, 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -2198,10 +5720,55 @@ int main(void) {
                 T(connections_beyond_the_per_address_limit_are_refused),
                 T(https_uses_a_generated_certificate_for_this_host),
                 T(broken_certificate_files_are_refused),
+                T(every_path_refuses_other_methods_with_405),
+                T(every_write_needs_the_csrf_token),
+                T(every_body_breaks_its_policy_in_every_way),
+                T(every_table_is_listed_read_added_changed_and_deleted),
+                T(cluster_and_nodes_are_read_and_changed),
+                T(infrastructure_is_one_row_and_hides_the_mail_password),
+                T(administrators_get_yescrypt_hashes_and_never_show_them),
+                T(the_last_administrator_cannot_be_deleted),
+                T(what_a_policy_cannot_say_is_checked_too),
+                T(fence_requests_are_made_followed_and_confirmed),
+                T(alerts_are_listed_newest_first_and_cleared),
+                T(without_quorum_every_write_is_503_and_reads_answer),
+                T(staged_changes_are_listed_diffed_activated_and_discarded),
+                T(changes_diff_is_pure_and_masks_passwords),
+                T(jobs_and_their_logs_are_read_incrementally),
+                T(audit_is_paged_newest_first),
+                T(vm_prefer_and_release_are_written_at_once),
+                T(vm_power_actions_say_the_controller_is_missing),
+                T(fencing_endpoints_reach_haven_fenced),
+                T(fenceability_is_merged_as_havenctl_does),
+                T(dashboard_answers_every_tile_from_cached_bytes),
+                T(dashboard_is_served_while_domaind_is_silent),
+                T(dashboard_is_built_from_its_inputs_alone),
+                T(samples_are_published_for_every_dashboard),
+                T(samples_read_procfs_text),
+                T(wizard_creates_a_cluster_only_while_there_is_none),
+                T(wizard_joins_a_cluster_from_a_fresh_node),
+                T(network_check_pings_with_the_mtu),
+                T(ping_output_is_read),
+                T(tls_certificate_is_replaced_after_checks),
+                T(console_relays_vnc_on_this_node_and_across_nodes),
+                T(console_refuses_what_it_must),
+                T(peer_requests_carry_a_fresh_hmac),
+                T(websocket_accept_follows_rfc6455),
+                T(openapi_describes_exactly_the_routes),
+                T(every_route_succeeded_somewhere),
 #undef T
         };
 
         log_parse_environment();
+        /* The loop's child watchers (ping) need SIGCHLD blocked, as
+         * haven_loop_new() does for the daemon. */
+        {
+                sigset_t mask;
+
+                sigemptyset(&mask);
+                sigaddset(&mask, SIGCHLD);
+                assert_int_equal(sigprocmask(SIG_BLOCK, &mask, NULL), 0);
+        }
         /* TEST_FILTER=name (a glob) runs some only. */
         if (getenv("TEST_FILTER"))
                 cmocka_set_test_filter(getenv("TEST_FILTER"));

@@ -8,7 +8,10 @@
  *
  * Bad inputs tried:
  *   credentials: a key file that is not a key, a certificate of another
- *     key, a missing certificate next to an existing key;
+ *     key, a missing certificate next to an existing key; explicit file
+ *     names: the same path twice, an empty SAN, a missing directory; PEM
+ *     texts: garbage, a key of another certificate, a certificate not
+ *     valid yet or any more;
  *   server side: a plain-TCP client sending an HTTP request and binary
  *     garbage, a frame over the limit, a silent connection (no TLS
  *     handshake), an idle TLS connection, more clients than allowed, a
@@ -37,6 +40,9 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
+
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 
 #include "haven/json.h"
 #include "haven/peer.h"
@@ -604,6 +610,133 @@ static void broken_or_foreign_files_are_refused(void **state) {
         assert_int_equal(haven_peer_credentials_load_or_create(other, &c),
                          -EBADMSG);
         assert_null(c);
+}
+
+/* The certificate in PEM text. */
+static gnutls_x509_crt_t crt_of(const char *pem) {
+        gnutls_x509_crt_t crt;
+        gnutls_datum_t d = {.data = (unsigned char *) pem,
+                            .size = (unsigned) strlen(pem)};
+
+        assert_int_equal(gnutls_x509_crt_init(&crt), 0);
+        assert_int_equal(gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_PEM),
+                         0);
+        return crt;
+}
+
+static char *file_text(const char *path) {
+        char *buf = calloc(1, 65536);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+        assert_non_null(buf);
+        assert_true(fd >= 0);
+        assert_true(read(fd, buf, 65535) > 0);
+        close(fd);
+        return buf;
+}
+
+static void credentials_in_named_files_carry_sans_and_export_pem(void **state) {
+        static const char *const sans[] = {"node1.example.org", "198.18.0.1",
+                                           "2001:db8::7", NULL};
+        static const uint8_t v4[] = {198, 18, 0, 1};
+        struct fixture *f = *state;
+        _cleanup_(haven_peer_credentials_freep) struct haven_peer_credentials
+                *c = NULL,
+                *again = NULL, *copy = NULL;
+        _cleanup_free_ char *cert = NULL, *key = NULL, *on_disk = NULL,
+                            *other_cert = NULL, *other_key = NULL;
+        char cert_path[160], key_path[160], copy_cert[160], copy_key[160],
+                fp1[HAVEN_PEER_FINGERPRINT_SIZE],
+                fp2[HAVEN_PEER_FINGERPRINT_SIZE];
+        gnutls_x509_crt_t crt;
+        struct stat st;
+
+        snprintf(cert_path, sizeof cert_path, "%s/https.crt", f->dir);
+        snprintf(key_path, sizeof key_path, "%s/https.key", f->dir);
+        assert_int_equal(haven_peer_credentials_load_or_create_files(
+                                 cert_path, key_path, sans, &c),
+                         0);
+        assert_int_equal(stat(key_path, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0600);
+        assert_int_equal(stat(cert_path, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0644);
+
+        /* The PEM export is what is on disk. */
+        assert_int_equal(haven_peer_credentials_export_pem(c, &cert, &key), 0);
+        on_disk = file_text(cert_path);
+        assert_string_equal(cert, on_disk);
+        free(on_disk);
+        on_disk = file_text(key_path);
+        assert_string_equal(key, on_disk);
+
+        /* Names and addresses as subject alternative names. */
+        crt = crt_of(cert);
+        assert_true(gnutls_x509_crt_check_hostname(crt, "node1.example.org"));
+        assert_false(gnutls_x509_crt_check_hostname(crt, "node2.example.org"));
+        assert_true(gnutls_x509_crt_check_ip(crt, v4, sizeof v4, 0));
+        gnutls_x509_crt_deinit(crt);
+
+        /* Loaded again: the same. */
+        assert_int_equal(haven_peer_credentials_load_or_create_files(
+                                 cert_path, key_path, NULL, &again),
+                         0);
+        haven_peer_credentials_fingerprint(c, fp1);
+        haven_peer_credentials_fingerprint(again, fp2);
+        assert_string_equal(fp1, fp2);
+
+        /* From PEM, checked, and saved elsewhere. */
+        assert_int_equal(haven_peer_credentials_from_pem(
+                                 cert, key, (uint64_t) time(NULL), &copy),
+                         0);
+        snprintf(copy_cert, sizeof copy_cert, "%s/copy.crt", f->dir);
+        snprintf(copy_key, sizeof copy_key, "%s/copy.key", f->dir);
+        assert_int_equal(haven_peer_credentials_save(copy, copy_cert, copy_key),
+                         0);
+        free(on_disk);
+        on_disk = file_text(copy_cert);
+        assert_string_equal(on_disk, cert);
+        assert_int_equal(stat(copy_key, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0600);
+
+        /* What is refused. */
+        again = haven_peer_credentials_free(again);
+        assert_int_equal(haven_peer_credentials_export_pem(
+                                 f->credentials, &other_cert, &other_key),
+                         0);
+        assert_int_equal(haven_peer_credentials_from_pem(cert, other_key,
+                                                         (uint64_t) time(NULL),
+                                                         &again),
+                         -EKEYREJECTED);
+        /* Not valid yet (a day back is its start), or no longer. */
+        assert_int_equal(
+                haven_peer_credentials_from_pem(
+                        cert, key, (uint64_t) time(NULL) - 3 * 86400, &again),
+                -EKEYEXPIRED);
+        assert_int_equal(haven_peer_credentials_from_pem(
+                                 cert, key, 253402300800ull, &again),
+                         -EKEYEXPIRED);
+        assert_int_equal(
+                haven_peer_credentials_from_pem("not PEM", key, 1, &again),
+                -EBADMSG);
+        assert_int_equal(haven_peer_credentials_from_pem(cert, "not PEM",
+                                                         (uint64_t) time(NULL),
+                                                         &again),
+                         -EBADMSG);
+        assert_null(again);
+        assert_int_equal(haven_peer_credentials_load_or_create_files(
+                                 cert_path, cert_path, NULL, &again),
+                         -EINVAL);
+        assert_int_equal(
+                haven_peer_credentials_load_or_create_files(
+                        "/nonexistent-dir/a.crt", key_path, NULL, &again),
+                -ENOENT);
+        snprintf(copy_cert, sizeof copy_cert, "%s/empty.crt", f->dir);
+        snprintf(copy_key, sizeof copy_key, "%s/empty.key", f->dir);
+        assert_int_equal(haven_peer_credentials_load_or_create_files(
+                                 copy_cert, copy_key,
+                                 (const char *const[]){"", NULL}, &again),
+                         -EINVAL);
+        assert_null(again);
 }
 
 /* ==== Requests and replies ==== */
@@ -1229,6 +1362,7 @@ int main(void) {
                 T(credentials_are_created_once_then_reloaded_identical),
                 T(missing_certificate_is_made_again_for_the_same_key),
                 T(broken_or_foreign_files_are_refused),
+                T(credentials_in_named_files_carry_sans_and_export_pem),
                 T(request_gets_reply_over_tls),
                 T(replies_wait_for_a_slow_reader),
                 T(server_on_ipv6_loopback_is_reachable),
