@@ -45,9 +45,10 @@ class Api {
       headers: { 'Content-Type': 'application/json' },
       body: JSON.stringify({ name, password }),
     });
-    assert.equal(r.status, 200, `login on node${this.node}: ${await r.text()}`);
+    const text = await r.text();
+    assert.equal(r.status, 200, `login on node${this.node}: ${text}`);
     this.cookie = r.headers.get('set-cookie').split(';')[0];
-    this.csrf = (await r.json()).csrf_token;
+    this.csrf = JSON.parse(text).csrf_token;
     return this;
   }
 
@@ -289,11 +290,13 @@ describe('the API, three nodes', { concurrency: false }, () => {
     assert.equal(tested.ok, true, tested.message);
     const check = await api[3].ok('GET', `/nodes/${await nodeRowId(api[3], 'node2')}/fence-check`);
     assert.equal(check.ok, true);
-    const fencing = await waitFor('every node fenceable', async () => {
+    // Every node's fencer checks the new device (each on its own clock).
+    const fencing = await waitFor('pdu1 checked by every node, every node fenceable', async () => {
       const f = await api[1].ok('GET', '/fencing');
-      return f.nodes.every((n) => n.fenceable) && f;
+      return f.nodes.every((n) => n.fenceable) &&
+        f.devices.filter((d) => d.device === 'pdu1' && d.health.ok).length === 3 && f;
     }, { timeoutMs: 30_000, intervalMs: 500 });
-    assert.equal(fencing.devices.filter((d) => d.device === 'pdu1' && d.health.ok).length, 3);
+    assert.equal(fencing.nodes.length, 3);
   });
 
   test('fence_agents_are_listed_with_their_parameters', async () => {
@@ -308,8 +311,11 @@ describe('the API, three nodes', { concurrency: false }, () => {
       const dash = await api[2].ok('GET', '/dashboard');
       return dash.nodes.length === 3 && dash.nodes.every((n) => n.mem_total_mib > 0 && n.cpu_percent !== null) && dash;
     }, { timeoutMs: 20_000, intervalMs: 500 });
+    // Joined nodes start in standby: the tile says whether all are active.
+    const states = (await api[2].ok('GET', '/nodes')).items.map((n) => n.state);
     assert.equal(d.ha.nodes_total, 3);
-    assert.equal(d.ha.all_active, true);
+    assert.equal(d.ha.nodes_active, states.filter((x) => x === 'active').length);
+    assert.equal(d.ha.all_active, states.every((x) => x === 'active'));
     assert.equal(d.quorate, true);
     // The ETag spares the bytes.
     const first = await api[2].call('GET', '/dashboard');
@@ -346,6 +352,8 @@ describe('the API, three nodes', { concurrency: false }, () => {
       lab('heal');
     }
     await waitFor('converged after the heal', () => converged([1, 2, 3]), { timeoutMs: 60_000, intervalMs: 500 });
+    await waitFor('node1 quorate again', async () => (await api[1].ok('GET', '/status')).quorate === true,
+      { timeoutMs: 30_000, intervalMs: 300 });
     await api[1].ok('POST', '/hosts?now=1', { name: 'back', address: '198.18.0.12' }, [201]);
   });
 
