@@ -163,8 +163,8 @@ test-vmd-decide_PKGS  :=
 test-vmd-xml_EXTRA := daemons/vmd/vmd-xml.c
 test-vmd-xml_PKGS  := libxml-2.0 uuid
 
-test-vmd-libvirt_EXTRA := daemons/vmd/vmd-libvirt.c
-test-vmd-libvirt_PKGS  := libvirt
+test-vmd-libvirt_EXTRA := daemons/vmd/vmd-libvirt.c daemons/vmd/vmd-xml.c
+test-vmd-libvirt_PKGS  := libvirt libxml-2.0 uuid
 
 ALL_PKGS += $(sort $(foreach t,$(UNIT_NAMES),$($(t)_PKGS)))
 
