@@ -214,6 +214,22 @@ describe('fencing, three nodes', { concurrency: false }, () => {
     await restore(3, [1, 2, 3]);
   });
 
+  test('a_node_on_two_outlets_is_off_only_when_both_are', async () => {
+    // Dual power supplies: node3 also on outlet 7 (the simulator powers no
+    // node from it), same level: both are switched and verified.
+    const r = await submit(1, [insertOp('fence_outlets', { node_id: 3, device_id: pdu1, outlet: '7', level: 1 })]);
+    const id = await requestFence(2, 3);
+    const row = await finished(2, id);
+    assert.equal(row.state, 'done', row.result);
+    assert.match(row.result, /by pdu1 outlets (node3, 7|7, node3) \(level 1\)/);
+    const outlets = pduStatus().outlets;
+    assert.equal(outlets[2].on, false);
+    assert.equal(outlets[6].on, false);
+    await submit(1, [{ op: 'delete', table: 'fence_outlets', id: r.results[0].id }]);
+    pduSet(7, true);
+    await restore(3, [1, 2, 3]);
+  });
+
   test('level_two_fences_when_level_one_fails', async () => {
     const [o3] = await rows(1, 'fence_outlets', { node_id: 3 });
     const r = await submit(1, [
