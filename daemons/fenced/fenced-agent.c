@@ -23,6 +23,7 @@
 
 #include "haven/json.h"
 #include "haven/log.h"
+#include "haven/text.h"
 
 #include "fenced-agent.h"
 
@@ -46,41 +47,6 @@ static void xml_freep(xmlChar **p) {
 }
 
 /* ==== Text ==== */
-
-/* The length (1-4) of the well-formed UTF-8 sequence at s[0..n), or 0 when
- * it is not one (overlong forms, surrogates and code points above U+10FFFF
- * are not). */
-static size_t utf8_sequence(const unsigned char *s, size_t n) {
-        uint32_t c;
-        size_t len;
-
-        if (n == 0)
-                return 0;
-        if (s[0] < 0x80)
-                return 1;
-        if (s[0] >= 0xC2 && s[0] <= 0xDF) {
-                len = 2;
-                c = s[0] & 0x1F;
-        } else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
-                len = 3;
-                c = s[0] & 0x0F;
-        } else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
-                len = 4;
-                c = s[0] & 0x07;
-        } else
-                return 0;
-        if (n < len)
-                return 0;
-        for (size_t i = 1; i < len; i++) {
-                if ((s[i] & 0xC0) != 0x80)
-                        return 0;
-                c = (c << 6) | (s[i] & 0x3F);
-        }
-        if ((len == 3 && c < 0x800) || (len == 4 && c < 0x10000) ||
-            c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
-                return 0;
-        return len;
-}
 
 /* C0 controls, DEL, and C1 controls (U+0080..U+009F, as UTF-8). */
 static bool is_control(const unsigned char *s, size_t len) {
@@ -141,7 +107,7 @@ static const char *value_problem(const char *s, size_t n) {
         size_t characters = 0;
 
         for (size_t i = 0; i < n;) {
-                size_t len = utf8_sequence(u + i, n - i);
+                size_t len = haven_utf8_sequence(u + i, n - i);
 
                 if (len == 0)
                         return "must be valid UTF-8";
@@ -197,7 +163,7 @@ static void line_text_append(struct line_text *t, const char *s, size_t n) {
         const unsigned char *u = (const unsigned char *) s;
 
         for (size_t i = 0; i < n && !t->cut;) {
-                size_t len = utf8_sequence(u + i, n - i);
+                size_t len = haven_utf8_sequence(u + i, n - i);
                 const char *piece = s + i;
                 size_t piece_len = len;
 

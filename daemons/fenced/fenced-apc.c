@@ -152,36 +152,6 @@ const char *apc_state_to_string(enum apc_state state) {
 /* ==== Strings ==== */
 
 
-/* The length of the valid UTF-8 sequence at s[0..n) (1 to 4), or 0 when
- * s does not start one (overlong forms, surrogates and code points beyond
- * U+10FFFF are invalid). */
-static size_t utf8_sequence(const unsigned char *s, size_t n) {
-        uint32_t cp;
-        size_t k;
-
-        if (s[0] < 0x80)
-                return 1;
-        if (s[0] >= 0xC2 && s[0] <= 0xDF)
-                k = 2, cp = s[0] & 0x1F;
-        else if (s[0] >= 0xE0 && s[0] <= 0xEF)
-                k = 3, cp = s[0] & 0x0F;
-        else if (s[0] >= 0xF0 && s[0] <= 0xF4)
-                k = 4, cp = s[0] & 0x07;
-        else
-                return 0;
-        if (k > n)
-                return 0;
-        for (size_t i = 1; i < k; i++) {
-                if ((s[i] & 0xC0) != 0x80)
-                        return 0;
-                cp = (cp << 6) | (s[i] & 0x3F);
-        }
-        if ((k == 3 && cp < 0x800) || (k == 4 && cp < 0x10000) ||
-            (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
-                return 0;
-        return k;
-}
-
 /* "2.0 s" for a duration in milliseconds (tenths, rounded). */
 static const char *seconds(uint64_t ms, char buf[static 32]) {
         uint64_t tenths = (ms + 50) / 100;
@@ -668,7 +638,7 @@ int apc_name_from_value(const netsnmp_variable_list *vb, char **ret) {
         if (!name)
                 return -ENOMEM;
         for (size_t i = 0; i < n;) {
-                size_t k = utf8_sequence(s + i, n - i);
+                size_t k = haven_utf8_sequence(s + i, n - i);
 
                 if (k == 0 || (k == 1 && (s[i] < 0x20 || s[i] == 0x7f))) {
                         name[used++] = '?';

@@ -4,6 +4,7 @@
  * assume the text is valid UTF-8 (it only never cuts inside a sequence).
  */
 #include <assert.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "haven/text.h"
@@ -43,4 +44,36 @@ void haven_text_copy_cut(char *buf, size_t size, const char *s) {
         k = utf8_boundary(s, size - 4);
         memcpy(buf, s, k);
         strcpy(buf + k, "...");
+}
+
+size_t haven_utf8_sequence(const unsigned char *s, size_t n) {
+        uint32_t c;
+        size_t len;
+
+        if (n == 0)
+                return 0;
+        if (s[0] < 0x80)
+                return 1;
+        if (s[0] >= 0xC2 && s[0] <= 0xDF) {
+                len = 2;
+                c = s[0] & 0x1F;
+        } else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
+                len = 3;
+                c = s[0] & 0x0F;
+        } else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
+                len = 4;
+                c = s[0] & 0x07;
+        } else
+                return 0;
+        if (n < len)
+                return 0;
+        for (size_t i = 1; i < len; i++) {
+                if ((s[i] & 0xC0) != 0x80)
+                        return 0;
+                c = (c << 6) | (s[i] & 0x3F);
+        }
+        if ((len == 3 && c < 0x800) || (len == 4 && c < 0x10000) ||
+            c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
+                return 0;
+        return len;
 }

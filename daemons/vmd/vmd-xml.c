@@ -18,6 +18,8 @@
 #include <libxml/xmlsave.h>
 #include <uuid/uuid.h>
 
+#include "haven/text.h"
+
 #include "vmd-xml.h"
 
 #define IDE_DEVICES_MAX 4u /* two buses, master and slave, on the i440fx */
@@ -174,41 +176,6 @@ enum vm_domain_type vm_domain_type_detect(const char *kvm_device) {
 
 /* ==== Validation ==== */
 
-/* The length (1-4) of the well-formed UTF-8 sequence at s[0..n), or 0 when
- * it is not one (overlong forms, surrogates and code points above U+10FFFF
- * are not). */
-static size_t utf8_sequence(const unsigned char *s, size_t n) {
-        uint32_t c;
-        size_t len;
-
-        if (n == 0)
-                return 0;
-        if (s[0] < 0x80)
-                return 1;
-        if (s[0] >= 0xC2 && s[0] <= 0xDF) {
-                len = 2;
-                c = s[0] & 0x1F;
-        } else if (s[0] >= 0xE0 && s[0] <= 0xEF) {
-                len = 3;
-                c = s[0] & 0x0F;
-        } else if (s[0] >= 0xF0 && s[0] <= 0xF4) {
-                len = 4;
-                c = s[0] & 0x07;
-        } else
-                return 0;
-        if (n < len)
-                return 0;
-        for (size_t i = 1; i < len; i++) {
-                if ((s[i] & 0xC0) != 0x80)
-                        return 0;
-                c = (c << 6) | (s[i] & 0x3F);
-        }
-        if ((len == 3 && c < 0x800) || (len == 4 && c < 0x10000) ||
-            c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
-                return 0;
-        return len;
-}
-
 /* An absolute path of at most VM_PATH_MAX bytes, valid UTF-8, without C0
  * controls or DEL (XML 1.0 cannot carry most of them, and a line break in
  * a path is never meant). */
@@ -222,7 +189,7 @@ static bool path_is_valid(const char *path) {
         if (n > VM_PATH_MAX)
                 return false;
         for (size_t i = 0; i < n;) {
-                size_t len = utf8_sequence(u + i, n - i);
+                size_t len = haven_utf8_sequence(u + i, n - i);
 
                 if (len == 0 || (len == 1 && (u[i] < 0x20 || u[i] == 0x7F)))
                         return false;

@@ -44,10 +44,24 @@ static void copy_cut_keeps_what_fits_and_never_splits_a_character(void **state) 
         assert_string_equal(buf, "");
 }
 
+static void utf8_sequences_are_whole_and_well_formed(void **state) {
+        const unsigned char *e = (const unsigned char *) "\xc3\xa9";
+
+        assert_int_equal(haven_utf8_sequence((const unsigned char *) "a", 1), 1);
+        assert_int_equal(haven_utf8_sequence(e, 2), 2);
+        assert_int_equal(haven_utf8_sequence(e, 1), 0);          /* cut short */
+        assert_int_equal(haven_utf8_sequence((const unsigned char *) "\xc0\xaf", 2), 0); /* overlong */
+        assert_int_equal(haven_utf8_sequence((const unsigned char *) "\xed\xa0\x80", 3), 0); /* surrogate */
+        assert_int_equal(haven_utf8_sequence((const unsigned char *) "\xf4\x90\x80\x80", 4), 0); /* > U+10FFFF */
+        assert_int_equal(haven_utf8_sequence((const unsigned char *) "\xf0\x9f\x98\x80", 4), 4);
+        assert_int_equal(haven_utf8_sequence(e, 0), 0);
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(shown_text_is_safe_to_quote_and_bounded),
                 cmocka_unit_test(copy_cut_keeps_what_fits_and_never_splits_a_character),
+                cmocka_unit_test(utf8_sequences_are_whole_and_well_formed),
         };
 
         return cmocka_run_group_tests(tests, NULL, NULL);
