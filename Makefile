@@ -98,6 +98,11 @@ haven-httpd_SRCS := $(wildcard daemons/httpd/*.c)
 haven-httpd_PKGS := libmicrohttpd libcrypt
 haven-httpd_LIBS := -lwslay
 
+# The VM controller: node agent (libvirt) and HA manager.
+PROGRAMS += haven-vmd
+haven-vmd_SRCS := $(wildcard daemons/vmd/*.c)
+haven-vmd_PKGS := libvirt libxml-2.0 uuid
+
 # The HA scenario simulator and the placement benchmark: the decision core
 # (daemons/vmd/vmd-decide.c, pure C) and no daemon around it.
 PROGRAMS += haven-ha-sim
