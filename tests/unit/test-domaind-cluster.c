@@ -33,6 +33,7 @@ static void corosync_conf_lists_every_node_with_knet_and_crypto(void **state) {
         assert_non_null(strstr(conf, "crypto_cipher: aes256\n"));
         assert_non_null(strstr(conf, "crypto_hash: sha256\n"));
         assert_non_null(strstr(conf, "token: 1000\n"));
+        assert_non_null(strstr(conf, "token_coefficient: 0\n"));
         for (size_t i = 0; i < 3; i++) {
                 char node[128];
                 snprintf(node, sizeof node,
