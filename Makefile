@@ -168,6 +168,9 @@ test-vmd-decide_PKGS  :=
 test-vmd-xml_EXTRA := daemons/vmd/vmd-xml.c
 test-vmd-xml_PKGS  := libxml-2.0 uuid
 
+test-vmd-rows_EXTRA := daemons/vmd/vmd-rows.c daemons/vmd/vmd-decide.c daemons/vmd/vmd-xml.c
+test-vmd-rows_PKGS  := libxml-2.0 uuid
+
 test-vmd-libvirt_EXTRA := daemons/vmd/vmd-libvirt.c daemons/vmd/vmd-xml.c
 test-vmd-libvirt_PKGS  := libvirt libxml-2.0 uuid
 
