@@ -284,6 +284,7 @@ check:
 	$(MAKE) SANITIZE=1 unit
 	$(MAKE) sim
 	$(MAKE) SANITIZE=1 sim
+	tests/lab/guest-image-test
 	$(MAKE) fuzz
 	$(MAKE) system
 

@@ -88,6 +88,7 @@ void sync_emit_membership(struct domain *d) {
         haven_json_add(ev, "event", json_object_new_string("membership"));
         haven_json_add(ev, "members", arr);
         haven_json_add(ev, "quorate", json_object_new_boolean(d->quorate));
+        haven_json_add(ev, "synced", json_object_new_boolean(d->synced));
         api_emit(d, SUBSCRIBE_MEMBERSHIP, ev);
         json_object_put(ev);
 }
@@ -659,6 +660,10 @@ static void deliver_sync_done(struct domain *d, struct member from, struct json_
         join_check_progress(d);
         status_publish_own(d);
         (void) api_submit_flush(d);
+        /* Subscribers learn that the content is the cluster's now: until
+         * this event a node that rejoined may still show what it had
+         * before (a VM controller must not act on that). */
+        sync_emit_membership(d);
 }
 
 /* Asks every member to start a sync round (a member that knows it differs,

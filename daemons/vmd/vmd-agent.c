@@ -790,6 +790,16 @@ static int list_domains(struct vmd_agent *a, struct json_object *placements) {
         return 0;
 }
 
+/* Whether the view is the cluster's current content: quorate and synced.
+ * A node that rejoined shows what it had before until its sync is done,
+ * and a node without quorum may miss decisions: the agent reports then,
+ * but starts, migrates and destroys nothing. */
+static bool view_current(struct vmd_agent *a) {
+        struct json_object *status = haven_domain_status(a->v->domain);
+
+        return haven_domain_quorate(a->v->domain) && vmd_row_int(status, "synced", 0) == 1;
+}
+
 static void reconcile(struct vmd_agent *a) {
         struct haven_domain *d = a->v->domain;
         _cleanup_(json_object_putp) struct json_object *tables = NULL;
@@ -816,7 +826,7 @@ static void reconcile(struct vmd_agent *a) {
                 return;
         }
         /* VMs placed on this node that the agent does not know yet. */
-        for (size_t i = 0; i < json_object_array_length(placements); i++) {
+        for (size_t i = 0; view_current(a) && i < json_object_array_length(placements); i++) {
                 struct json_object *p = json_object_array_get_idx(placements, i), *row;
                 int64_t vm_id = vmd_row_int(p, "vm_id", 0);
 
@@ -826,7 +836,7 @@ static void reconcile(struct vmd_agent *a) {
                 if (row)
                         (void) vm_get(a, vm_id, vmd_row_string(row, "name", "?"));
         }
-        for (size_t i = 0; i < a->n_vms; i++) {
+        for (size_t i = 0; view_current(a) && i < a->n_vms; i++) {
                 struct agent_vm *vm = a->vms[i];
                 struct json_object *row = vmd_row_by_id(vms, vm->vm_id);
 

@@ -164,16 +164,55 @@ static void on_written(struct haven_msg_link *link _unused_, int error,
         schedule(m, 0);
 }
 
-static int write_decision(struct vmd_manager *m, struct ha_output *o,
-                          struct json_object *ops) {
+static const char *vm_name(const struct ha_input *in, int64_t id) {
+        for (size_t i = 0; i < in->n_vms; i++)
+                if (in->vms[i].id == id)
+                        return in->vms[i].name;
+        return "?";
+}
+
+static const char *node_name(const struct ha_input *in, uint32_t id) {
+        for (size_t i = 0; i < in->n_nodes; i++)
+                if (in->nodes[i].id == id)
+                        return in->nodes[i].name;
+        return "?";
+}
+
+/* The audit text: the decisions, or (for rows that only follow what the
+ * agents report) the new states, "web1 running on node3, ...". */
+static void audit_text(const struct ha_input *in, const struct ha_output *o,
+                       char *buf, size_t size) {
+        size_t n = 0;
+
+        if (o->n_log == 1) {
+                snprintf(buf, size, "%s", o->log[0]);
+                return;
+        }
+        if (o->n_log > 1) {
+                snprintf(buf, size, "%zu HA decisions: %s", o->n_log, o->log[0]);
+                return;
+        }
+        n = (size_t) snprintf(buf, size, "HA:");
+        for (size_t i = 0; i < o->n_placements && n < size; i++) {
+                const struct ha_placement *p = &o->placements[i];
+
+                n += (size_t) snprintf(buf + n, size - n, "%s vm '%s' %s%s%s", i ? "," : "",
+                                       vm_name(in, p->vm_id),
+                                       ha_placement_state_to_string(p->state),
+                                       p->node ? " on " : "", p->node ? node_name(in, p->node) : "");
+        }
+        for (size_t i = 0; i < o->n_commands && n < size; i++)
+                n += (size_t) snprintf(buf + n, size - n, "%s command %" PRId64 " %s",
+                                       n > 3 ? "," : "", o->commands[i].id,
+                                       ha_command_state_to_string(o->commands[i].state));
+}
+
+static int write_decision(struct vmd_manager *m, const struct ha_input *in,
+                          struct ha_output *o, struct json_object *ops) {
         char audit[1024];
         int r;
 
-        if (o->n_log == 1)
-                snprintf(audit, sizeof(audit), "%s", o->log[0]);
-        else
-                snprintf(audit, sizeof(audit), "%zu HA decisions: %s", o->n_log,
-                         o->n_log ? o->log[0] : "placements");
+        audit_text(in, o, audit, sizeof(audit));
         r = haven_domain_submit(m->v->domain, ops, audit, on_written, m);
         if (r < 0)
                 return r;
@@ -227,13 +266,20 @@ static void round_run(struct vmd_manager *m) {
                 m->wait_version = 0;
         }
         ms = (struct vmd_membership) {
-                .quorate = haven_domain_quorate(d),
+                /* Quorate, and holding the cluster's content (a node
+                 * that just rejoined shows its old rows until synced). */
+                .quorate = haven_domain_quorate(d) &&
+                           vmd_row_int(haven_domain_status(d), "synced", 0) == 1,
                 .left_ids = m->left_ids,
                 .left_at = m->left_at,
                 .n_left = m->n_left,
                 .since = m->v->started_usec,
         };
         ms.members = haven_domain_members(d, &ms.n_members);
+        /* Quorate but not synced yet: wait for the sync (no decision, and
+         * no "no quorum" line either). */
+        if (haven_domain_quorate(d) && !ms.quorate)
+                return;
         tables = vmd_tables_object(d);
         if (!tables)
                 return;
@@ -269,7 +315,7 @@ static void round_run(struct vmd_manager *m) {
                         log_notice("%s", out.log[i]);
                 goto out;
         }
-        r = write_decision(m, &out, TAKE_PTR(ops));
+        r = write_decision(m, &in.in, &out, TAKE_PTR(ops));
         if (r < 0)
                 log_warning_errno(r, "Failed to submit the HA decision: %m");
 out:
