@@ -2954,3 +2954,37 @@ int store_checkpoint(struct store *s, int min_frames) {
                 s->wal_frames = 0;
         return checkpointed;
 }
+
+int store_cascade_tables(struct store *s, const char *table, const char **ret,
+                         size_t max) {
+        const struct store_table *queue[64];
+        size_t n = 0, head = 0;
+
+        assert(s);
+        queue[n] = table_find(s, table);
+        if (!queue[n])
+                return -ENOENT;
+        n++;
+        /* Breadth first over ON DELETE CASCADE keys; each table once. */
+        while (head < n) {
+                const struct store_table *t = queue[head++];
+
+                for (size_t i = 0; i < s->n_fks; i++) {
+                        const struct store_fk *fk = s->fks + i;
+                        bool seen = false;
+
+                        if (fk->parent != t || !fk->cascade)
+                                continue;
+                        for (size_t k = 0; k < n; k++)
+                                seen = seen || queue[k] == fk->child;
+                        if (seen)
+                                continue;
+                        if (n >= ELEMENTSOF(queue) || n - 1 >= max)
+                                return -E2BIG;
+                        queue[n++] = fk->child;
+                }
+        }
+        for (size_t k = 1; k < n; k++)
+                ret[k - 1] = queue[k]->name;
+        return (int) (n - 1);
+}

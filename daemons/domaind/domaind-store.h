@@ -104,5 +104,11 @@ int store_query(struct store *s, const char *table, struct json_object *where,
  * errno. */
 int store_checkpoint(struct store *s, int min_frames);
 
+/* The tables whose rows deleting a row of table may delete too (ON DELETE
+ * CASCADE, transitively), at most max names into ret (static strings).
+ * Returns how many, -ENOENT for an unknown table, -E2BIG. */
+int store_cascade_tables(struct store *s, const char *table, const char **ret,
+                         size_t max);
+
 /* The names of the replicated tables, NULL-terminated, static. */
 const char *const *store_tables(void);

@@ -278,17 +278,28 @@ static struct pending *find_pending(struct domain *d, uint64_t request_id) {
         return NULL;
 }
 
-static struct json_object *commit_event(struct json_object *ops, const char *actor,
-                                        uint64_t version) {
+static struct json_object *commit_event(struct store *store, struct json_object *ops,
+                                        const char *actor, uint64_t version) {
         struct json_object *ev = json_object_new_object(), *tables = json_object_new_array();
 
         bool activation = false;
 
         for (size_t i = 0; tables && i < json_object_array_length(ops); i++) {
                 struct json_object *t, *op = json_object_array_get_idx(ops, i), *kind;
-                if (json_object_object_get_ex(op, "table", &t))
+                if (json_object_object_get_ex(op, "table", &t)) {
+                        const char *cascaded[32];
+                        int n = 0;
+
                         json_object_array_add(tables, json_object_get(t));
-                else if (json_object_object_get_ex(op, "op", &kind) &&
+                        /* A delete takes the rows that belong to the row
+                         * with it: subscribers must read those tables too. */
+                        if (json_object_object_get_ex(op, "op", &kind) &&
+                            streq(json_object_get_string(kind) ?: "", "delete"))
+                                n = store_cascade_tables(store, json_object_get_string(t),
+                                                         cascaded, ELEMENTSOF(cascaded));
+                        for (int k = 0; k < n; k++)
+                                json_object_array_add(tables, json_object_new_string(cascaded[k]));
+                } else if (json_object_object_get_ex(op, "op", &kind) &&
                          json_object_is_type(kind, json_type_string)) {
                         /* stage / discard / activate: the tables they always
                          * change (an activation also changes whatever its
@@ -389,7 +400,7 @@ static void deliver_tx(struct domain *d, struct member from, struct json_object 
         d->last_tx_usec = haven_now_usec(CLOCK_MONOTONIC);
         deferred_add(d, (struct deferred) {
                 .pending = p, .result = result,
-                .event = commit_event(ops, actor, store_version(d->store)),
+                .event = commit_event(d->store, ops, actor, store_version(d->store)),
         });
 }
 

@@ -552,6 +552,11 @@ struct json_object *haven_domain_entries(struct haven_domain *d) {
         return d->entries;
 }
 
+void haven_domain_refresh(struct haven_domain *d) {
+        mark_all_stale(d);
+        pump(d);
+}
+
 void haven_domain_set_actor(struct haven_domain *d, const char *actor) {
         char *copy = strdup(actor);
 

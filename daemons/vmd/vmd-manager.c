@@ -152,6 +152,10 @@ static void on_written(struct haven_msg_link *link _unused_, int error,
                             code, message && *message ? ": " : "",
                             message ? message : "");
                 pending_log_free(m);
+                /* Made on rows that changed meanwhile: read them again. */
+                if (streq(code, "conflict") || streq(code, "not-found") ||
+                    streq(code, "invalid"))
+                        haven_domain_refresh(m->v->domain);
                 schedule(m, RETRY_USEC);
                 return;
         }

@@ -1482,12 +1482,43 @@ static void checkpoint_runs_outside_batches_only_and_keeps_the_content(void **st
         s = store_free(s);
 }
 
+/* What a delete takes with it, for the commit event's table list. */
+static void cascade_tables_follow_on_delete_cascade_transitively(void **state) {
+        struct fixture *f = *state;
+        _cleanup_(store_freep) struct store *s = NULL;
+        const char *names[32];
+        bool placements = false, nics = false, commands = false;
+        int n;
+
+        assert_int_equal(store_open(f->path, &s), 0);
+        n = store_cascade_tables(s, "vms", names, ELEMENTSOF(names));
+        assert_true(n >= 5);
+        for (int i = 0; i < n; i++) {
+                placements = placements || streq(names[i], "vm_placements");
+                nics = nics || streq(names[i], "vm_nics");
+                commands = commands || streq(names[i], "vm_commands");
+                /* A disk is not deleted with the VM that uses it. */
+                assert_string_not_equal(names[i], "disks");
+                assert_string_not_equal(names[i], "vms");
+        }
+        assert_true(placements && nics && commands);
+        /* jobs → job_log; a node takes its fence outlets. */
+        n = store_cascade_tables(s, "jobs", names, ELEMENTSOF(names));
+        assert_int_equal(n, 1);
+        assert_string_equal(names[0], "job_log");
+        n = store_cascade_tables(s, "hosts", names, ELEMENTSOF(names));
+        assert_int_equal(n, 0);
+        assert_int_equal(store_cascade_tables(s, "nope", names, ELEMENTSOF(names)), -ENOENT);
+        assert_int_equal(store_cascade_tables(s, "vms", names, 1), -E2BIG);
+}
+
 #define t(test)                                                                \
         cmocka_unit_test_setup_teardown(test, fixture_setup, fixture_teardown)
 
 int main(void) {
         const struct CMUnitTest tests[] = {
                 t(new_store_is_empty_at_version_zero),
+                t(cascade_tables_follow_on_delete_cascade_transitively),
                 t(reopened_store_keeps_version_and_checksum),
                 t(two_members_fed_the_same_transactions_hold_the_same_content),
                 t(incremental_checksum_matches_full_scan_after_every_kind_of_op),

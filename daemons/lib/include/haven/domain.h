@@ -72,6 +72,10 @@ struct json_object *haven_domain_entries(struct haven_domain *d);
 
 void haven_domain_set_actor(struct haven_domain *d, const char *actor);
 
+/* Reads everything again (on_change follows), for a caller whose write was
+ * refused as made on stale rows. */
+void haven_domain_refresh(struct haven_domain *d);
+
 /* Submits ops (reference taken) with audit text (NULL: none; cut to what
  * domaind accepts). reply as for haven_msg_link_call. Returns 0 or -errno
  * (-ENOTCONN while disconnected). */
