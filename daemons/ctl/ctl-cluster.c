@@ -106,7 +106,7 @@ int ctl_cluster_join(struct ctl *c, int argc, char **argv) {
         }
         (void) haven_json_get_string(reply, "cluster", &cluster);
         printf("Joined cluster \"%s\" as node %" PRId64 ". It is in standby: make it take VMs "
-               "with \"havenctl set nodes NAME state=active\".\n",
+               "with \"havenctl node active NAME\".\n",
                cluster ? cluster : "?",
                json_object_get_int64(json_object_object_get(reply, "node_id")));
         return CTL_EXIT_OK;

@@ -2,7 +2,8 @@
 /*
  * `havenctl status`: the cluster at a glance (like clustat or pcs status).
  * Reads domaind's status, the cluster, nodes, vms and staged_changes tables
- * and the VM controllers' "vm/<name>" status entries, joins them into one
+ * and the VM controllers' "vm/<name>" status entries (where a VM runs is
+ * ctl-vm.c's ctl_vm_runtime(), shared with `vm list`), joins them into one
  * object (what --json prints) and prints that for people. The join and the
  * printing are pure and unit-tested. Must not: change anything.
  */
@@ -143,54 +144,6 @@ static struct json_object *manager_name(struct json_object *status,
         return json_object_is_type(m, json_type_string) ? json_object_get(m) : NULL;
 }
 
-/* Where VM `name` runs, from the "vm/<name>" entries (several when more
- * than one node reports it: shown joined, so the anomaly is visible). */
-static int vm_runtime(const char *name, struct json_object *entries,
-                      struct json_object *members, struct json_object *node_rows,
-                      char **ret_node, char **ret_state) {
-        _cleanup_free_ char *nodes = NULL, *states = NULL, *key = NULL;
-
-        if (asprintf(&key, "vm/%s", name) < 0)
-                return -ENOMEM;
-        for (size_t i = 0; i < json_object_array_length(entries); i++) {
-                struct json_object *e = json_object_array_get_idx(entries, i), *value = NULL;
-                const char *k = NULL, *node = NULL, *state = NULL;
-                int64_t publisher = 0;
-                char fallback[32];
-                char *p;
-
-                if (haven_json_get_string(e, "key", &k) < 0 || !streq(k, key))
-                        continue;
-                (void) haven_json_get_int64(e, "node", &publisher);
-                (void) json_object_object_get_ex(e, "value", &value);
-                if (json_object_is_type(value, json_type_object)) {
-                        (void) haven_json_get_string(value, "state", &state);
-                        (void) haven_json_get_string(value, "node", &node);
-                } else if (json_object_is_type(value, json_type_string))
-                        state = json_object_get_string(value);
-                if (!node)
-                        node = node_name(members, node_rows, publisher);
-                if (!node) {
-                        snprintf(fallback, sizeof fallback, "node %" PRId64, publisher);
-                        node = fallback;
-                }
-                if (asprintf(&p, "%s%s%s", nodes ? nodes : "", nodes ? "," : "", node) < 0)
-                        return -ENOMEM;
-                free(nodes);
-                nodes = p;
-                if (state) {
-                        if (asprintf(&p, "%s%s%s", states ? states : "", states ? "," : "",
-                                     state) < 0)
-                                return -ENOMEM;
-                        free(states);
-                        states = p;
-                }
-        }
-        *ret_node = TAKE_PTR(nodes);
-        *ret_state = TAKE_PTR(states);
-        return 0;
-}
-
 static int build_vms(struct json_object *vm_rows, struct json_object *entries,
                      struct json_object *members, struct json_object *node_rows,
                      struct json_object **ret) {
@@ -211,7 +164,9 @@ static int build_vms(struct json_object *vm_rows, struct json_object *entries,
                 (void) haven_json_get_string(row, "name", &name);
                 if (haven_json_get_int64(row, "preferred_node_id", &preferred_id) >= 0)
                         preferred = node_name(members, node_rows, preferred_id);
-                r = vm_runtime(name, entries, members, node_rows, &node, &state);
+                /* Where it runs (ctl-vm.c): the nodes reporting it running,
+                 * several when more than one does (visible anomaly). */
+                r = ctl_vm_runtime(name, entries, members, node_rows, &node, &state);
                 if (r < 0)
                         return r;
                 if (haven_json_add(o, "name", json_object_new_string(name)) < 0 ||

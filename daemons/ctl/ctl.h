@@ -51,6 +51,10 @@ struct ctl {
         const char *outlets[CTL_OUTLETS_MAX]; /* fence test --outlet */
         size_t n_outlets;
         const char *fenced_socket; /* --fenced-socket */
+        bool wait;            /* node maintenance --wait */
+        bool no_wait;         /* vm commands --no-wait */
+        bool none;            /* vm prefer --none */
+        unsigned timeout_sec; /* --timeout (0 = the command's default) */
 
         /* the connection, opened on first use */
         struct haven_msg_client *client;
@@ -243,6 +247,19 @@ int ctl_fence_confirm(struct ctl *c, int argc, char **argv);
 int ctl_fence_requests(struct ctl *c, int argc, char **argv);
 int ctl_fence_agents(struct ctl *c, int argc, char **argv);
 int ctl_fence_agent(struct ctl *c, int argc, char **argv);
+int ctl_vm_list(struct ctl *c, int argc, char **argv);
+int ctl_vm_show(struct ctl *c, int argc, char **argv);
+int ctl_vm_start(struct ctl *c, int argc, char **argv);
+int ctl_vm_shutdown(struct ctl *c, int argc, char **argv);
+int ctl_vm_reboot(struct ctl *c, int argc, char **argv);
+int ctl_vm_reset(struct ctl *c, int argc, char **argv);
+int ctl_vm_poweroff(struct ctl *c, int argc, char **argv);
+int ctl_vm_release(struct ctl *c, int argc, char **argv);
+int ctl_vm_migrate(struct ctl *c, int argc, char **argv);
+int ctl_vm_prefer(struct ctl *c, int argc, char **argv);
+int ctl_node_active(struct ctl *c, int argc, char **argv);
+int ctl_node_standby(struct ctl *c, int argc, char **argv);
+int ctl_node_maintenance(struct ctl *c, int argc, char **argv);
 
 /* ==== status (ctl-status.c) ==== */
 
@@ -281,3 +298,67 @@ int ctl_wait_events(struct haven_msg_client *sub, uint64_t timeout_usec);
 
 /* One job_log row as a line: "YYYY-MM-DD HH:MM:SS node source: line". */
 char *ctl_format_job_log_line(struct json_object *row);
+
+/* ==== VMs and node states (ctl-vm.c) ==== */
+
+/* How long the waiting commands wait by default (--timeout overrides). */
+#define CTL_VM_WAIT_SEC 120u
+#define CTL_VM_MIGRATE_WAIT_SEC 600u
+#define CTL_NODE_DRAIN_WAIT_SEC 1800u
+#define CTL_WAIT_SEC_MAX 86400u
+
+/* A --timeout: whole seconds, 1..CTL_WAIT_SEC_MAX, plain decimal (no
+ * sign, blank or leading zero). 0 and *ret, or -EINVAL. */
+int ctl_parse_seconds(const char *s, unsigned *ret);
+/* Whether command is a vm_commands command (start, shutdown, reboot,
+ * reset, poweroff, migrate, release). NULL is not. */
+bool ctl_vm_command_known(const char *command);
+/* The audit text of a VM command: "vm web1: start", "vm web1: migrate to
+ * node2" (target NULL: none). Caller frees; NULL on -ENOMEM. */
+char *ctl_vm_command_summary(const char *command, const char *vm, const char *target);
+/* The op inserting a vm_commands row {vm_id, command[, target_node_id]}
+ * (target_node_id <= 0: none). NULL on -ENOMEM. */
+struct json_object *ctl_vm_command_op(int64_t vm_id, const char *command,
+                                      int64_t target_node_id);
+/* A command row's state as one line for people: "running", "done: RESULT"
+ * ("done." without a result), "failed: RESULT", terminal-safe. Caller
+ * frees; NULL on -ENOMEM. */
+char *ctl_vm_command_line(struct json_object *row);
+
+/* Where VM name runs, from "vm/" status entries ({node, key, value}; the
+ * value an object with "state", or a bare state string): *ret_node gets
+ * the nodes whose report says running, paused or migrating-out, joined by
+ * "," in entry order (several: a visible anomaly; a migration's target is
+ * not counted while its source reports migrating-out), named from members
+ * (status members {id, name}; may be NULL), else node_rows, else "node N";
+ * *ret_state their states joined alike, or, when it runs nowhere, the other
+ * reports' distinct states ("stopped", "crashed"). Either is NULL when there
+ * is nothing to say. Pure; the caller frees both. */
+int ctl_vm_runtime(const char *name, struct json_object *entries, struct json_object *members,
+                   struct json_object *node_rows, char **ret_node, char **ret_state);
+/* `vm list --json` (pure): one object per VM row, in their order: name, id,
+ * node (where it runs, as ctl_vm_runtime; null: nowhere), state (the
+ * placement's, "stopped" without one; the reported state when it runs
+ * while the placement says otherwise, except migrating/stopping), ha,
+ * preferred_node (a name, null), priority, memory_mib, reason (the
+ * placement's, null when empty). Any argument may be NULL. *ret is new. */
+int ctl_vm_list_build(struct json_object *vm_rows, struct json_object *placement_rows,
+                      struct json_object *node_rows, struct json_object *entries,
+                      struct json_object **ret);
+void ctl_vm_list_print(FILE *f, struct json_object *list);
+/* `vm show --json` (pure): the vm list object of vm_row, plus "vm" (the
+ * row), "placement" (its row with "node"/"target_node" named, or null),
+ * "last_migration" (from the reports, node ids named "from"/"to", or
+ * null), "reports" (each node's entry: {"node", "node_id", ...value}),
+ * "commands" (its open ones, pending or running, oldest first) and
+ * "last_command" (its newest finished one, or null). *ret is new. */
+int ctl_vm_show_build(struct json_object *vm_row, struct json_object *placement_rows,
+                      struct json_object *node_rows, struct json_object *entries,
+                      struct json_object *command_rows, struct json_object **ret);
+void ctl_vm_show_print(FILE *f, struct json_object *show);
+/* The VMs node_id reports running (running, paused, migrating-out), from
+ * "vm/" entries: [{"name", "state"[, "percent"]}]. Pure; *ret is new. */
+int ctl_node_running_vms(struct json_object *entries, int64_t node_id, struct json_object **ret);
+/* "node2 still runs 2 VMs: web1 (migrating, 40%), db1", or "node2 runs no
+ * VM any more." Terminal-safe; caller frees; NULL on -ENOMEM. */
+char *ctl_node_drain_line(const char *node, struct json_object *running);

@@ -22,7 +22,11 @@ enum {
         OPT_ACTION = 1u << 7,
         OPT_REASON = 1u << 8,
         OPT_OUTLET = 1u << 9,
-        OPT_LAST = OPT_OUTLET,
+        OPT_WAIT = 1u << 10,
+        OPT_NO_WAIT = 1u << 11,
+        OPT_TIMEOUT = 1u << 12,
+        OPT_NONE = 1u << 13,
+        OPT_LAST = OPT_NONE,
 };
 
 static const struct command {
@@ -54,6 +58,19 @@ static const struct command {
         { "fence", "requests", ctl_fence_requests, OPT_JSON | OPT_LIMIT },
         { "fence", "agents", ctl_fence_agents, OPT_JSON },
         { "fence", "agent", ctl_fence_agent, OPT_JSON },
+        { "vm", "list", ctl_vm_list, OPT_JSON },
+        { "vm", "show", ctl_vm_show, OPT_JSON },
+        { "vm", "start", ctl_vm_start, OPT_JSON | OPT_NO_WAIT | OPT_TIMEOUT },
+        { "vm", "shutdown", ctl_vm_shutdown, OPT_JSON | OPT_NO_WAIT | OPT_TIMEOUT },
+        { "vm", "reboot", ctl_vm_reboot, OPT_JSON | OPT_NO_WAIT | OPT_TIMEOUT },
+        { "vm", "reset", ctl_vm_reset, OPT_JSON | OPT_NO_WAIT | OPT_TIMEOUT },
+        { "vm", "poweroff", ctl_vm_poweroff, OPT_JSON | OPT_NO_WAIT | OPT_TIMEOUT },
+        { "vm", "release", ctl_vm_release, OPT_JSON | OPT_NO_WAIT | OPT_TIMEOUT },
+        { "vm", "migrate", ctl_vm_migrate, OPT_JSON | OPT_NO_WAIT | OPT_TIMEOUT },
+        { "vm", "prefer", ctl_vm_prefer, OPT_JSON | OPT_NONE },
+        { "node", "active", ctl_node_active, OPT_JSON },
+        { "node", "standby", ctl_node_standby, OPT_JSON },
+        { "node", "maintenance", ctl_node_maintenance, OPT_JSON | OPT_WAIT | OPT_TIMEOUT },
 };
 
 static void help(FILE *f) {
@@ -88,6 +105,16 @@ static void help(FILE *f) {
               "  fence requests [--limit N]           the last fence requests\n"
               "  fence agents                         the installed fence agents\n"
               "  fence agent AGENT                    an agent's parameters\n"
+              "  vm list [--json]                     every VM: where it runs, its state, why\n"
+              "  vm show NAME [--json]                a VM: placement, reports, commands\n"
+              "  vm start|shutdown|reboot|reset|poweroff|release NAME [--no-wait]\n"
+              "                                       ask the VM manager and wait for its\n"
+              "                                       answer (default 120 s)\n"
+              "  vm migrate NAME NODE [--no-wait]     live-migrate (waits up to 600 s)\n"
+              "  vm prefer NAME NODE|--none           set or clear the preferred node\n"
+              "  node active|standby NODE             a node's admin state, at once\n"
+              "  node maintenance NODE [--wait]       empty a node; --wait until no VM\n"
+              "                                       runs there (default 1800 s)\n"
               "\n"
               "Values (add, set, and filters of get):\n"
               "  COLUMN=VALUE    a JSON number, true, false, null, [array] or {object} if\n"
@@ -115,6 +142,10 @@ static void help(FILE *f) {
               "  --reason TEXT          fence node: why (kept with the request)\n"
               "  --outlet OUTLET        fence test: an outlet to read (repeatable)\n"
               "  --fenced-socket PATH   haven-fenced's socket (default " CTL_FENCED_SOCKET_DEFAULT ")\n"
+              "  --no-wait              vm commands: return once the command is written\n"
+              "  --wait                 node maintenance: wait until its VMs moved away\n"
+              "  --timeout SECONDS      how long to wait (1 to 86400)\n"
+              "  --none                 vm prefer: no preferred node\n"
               "  -h, --help             this text\n"
               "\n"
               "Exit status: 0 ok, 1 haven-domaind answered with an error, 2 usage error\n"
@@ -155,6 +186,10 @@ static const char *option_name(unsigned bit) {
         case OPT_ACTION: return "--action";
         case OPT_REASON: return "--reason";
         case OPT_OUTLET: return "--outlet";
+        case OPT_WAIT: return "--wait";
+        case OPT_NO_WAIT: return "--no-wait";
+        case OPT_TIMEOUT: return "--timeout";
+        case OPT_NONE: return "--none";
         default: return "?";
         }
 }
@@ -162,7 +197,7 @@ static const char *option_name(unsigned bit) {
 int main(int argc, char **argv) {
         enum { ARG_SOCKET = 0x100, ARG_JSON, ARG_NOW, ARG_ADMIN, ARG_PASSWORD,
                ARG_PASSWORD_FILE, ARG_ADDRESS, ARG_ACTION, ARG_REASON, ARG_OUTLET,
-               ARG_FENCED_SOCKET };
+               ARG_FENCED_SOCKET, ARG_WAIT, ARG_NO_WAIT, ARG_TIMEOUT, ARG_NONE };
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "socket", required_argument, NULL, ARG_SOCKET },
@@ -178,6 +213,10 @@ int main(int argc, char **argv) {
                 { "reason", required_argument, NULL, ARG_REASON },
                 { "outlet", required_argument, NULL, ARG_OUTLET },
                 { "fenced-socket", required_argument, NULL, ARG_FENCED_SOCKET },
+                { "wait", no_argument, NULL, ARG_WAIT },
+                { "no-wait", no_argument, NULL, ARG_NO_WAIT },
+                { "timeout", required_argument, NULL, ARG_TIMEOUT },
+                { "none", no_argument, NULL, ARG_NONE },
                 {}
         };
         struct ctl c = { .limit = CTL_AUDIT_LIMIT_DEFAULT };
@@ -252,6 +291,25 @@ int main(int argc, char **argv) {
                 case ARG_FENCED_SOCKET:
                         c.fenced_socket = optarg;
                         break;
+                case ARG_WAIT:
+                        c.wait = true;
+                        given |= OPT_WAIT;
+                        break;
+                case ARG_NO_WAIT:
+                        c.no_wait = true;
+                        given |= OPT_NO_WAIT;
+                        break;
+                case ARG_TIMEOUT:
+                        if (ctl_parse_seconds(optarg, &c.timeout_sec) < 0)
+                                return ctl_fail(CTL_EXIT_USAGE,
+                                                "--timeout wants whole seconds from 1 to %u",
+                                                CTL_WAIT_SEC_MAX);
+                        given |= OPT_TIMEOUT;
+                        break;
+                case ARG_NONE:
+                        c.none = true;
+                        given |= OPT_NONE;
+                        break;
                 default:
                         fputs("Try \"havenctl --help\".\n", stderr);
                         return CTL_EXIT_USAGE;
@@ -280,7 +338,8 @@ int main(int argc, char **argv) {
         }
         if (!cmd) {
                 bool group = streq(argv[optind], "cluster") || streq(argv[optind], "job") ||
-                             streq(argv[optind], "fence");
+                             streq(argv[optind], "fence") || streq(argv[optind], "vm") ||
+                             streq(argv[optind], "node");
                 return ctl_fail(CTL_EXIT_USAGE, "unknown command \"%s%s%s\" (try \"havenctl --help\")",
                                 argv[optind], group && optind + 1 < argc ? " " : "",
                                 group && optind + 1 < argc ? argv[optind + 1] : "");

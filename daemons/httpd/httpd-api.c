@@ -375,6 +375,15 @@ static const struct haven_json_field vm_target_policy[] = {
          .min = 1,
          .max = 63},
 };
+/* prefer: a node, or null for none. */
+static const struct haven_json_field vm_prefer_policy[] = {
+        {.name = "node",
+         .kind = HAVEN_JSON_STRING,
+         .required = true,
+         .nullable = true,
+         .min = 1,
+         .max = 63},
+};
 
 static const struct haven_json_field cluster_create_policy[] = {
         NAME_FIELD(true),
@@ -479,6 +488,10 @@ static const struct httpd_resource vm_nics = {
         .name = "vm-nics", .table = "vm_nics", .check = vm_nics_check};
 static const struct httpd_resource vm_cdroms = {.name = "vm-cdroms",
                                                 .table = "vm_cdroms"};
+static const struct httpd_resource vm_placements = {.name = "vm-placements",
+                                                    .table = "vm_placements"};
+static const struct httpd_resource vm_commands = {.name = "vm-commands",
+                                                  .table = "vm_commands"};
 static const struct httpd_resource alerts = {.name = "alerts",
                                              .table = "alerts"};
 static const struct httpd_resource fence_requests = {.name = "fence-requests",
@@ -557,10 +570,10 @@ static const struct httpd_param log_params[] = {
                 .method = HTTPD_POST, .pattern = API "/vms/{id}/actions/" a,   \
                 .handler = httpd_vm_action, .action = a                        \
         }
-#define VM_ACTION_TO(a)                                                        \
+#define VM_ACTION_TO(a, policy)                                                \
         {                                                                      \
                 .method = HTTPD_POST, .pattern = API "/vms/{id}/actions/" a,   \
-                .handler = httpd_vm_action, POLICY(vm_target_policy),          \
+                .handler = httpd_vm_action, POLICY(policy),                    \
                 .body_max = HTTPD_LOGIN_BODY_MAX, .action = a                  \
         }
 #define PAGED(res, path)                                                       \
@@ -692,15 +705,29 @@ static const struct httpd_route routes[] = {
         RESOURCE_ROUTES(vm_nics, "vm-nics"),
         RESOURCE_ROUTES(vm_cdroms, "vm-cdroms"),
 
-        /* VM actions and consoles */
+        /* VM actions (vm_commands for haven-vmd), placements, consoles */
         VM_ACTION("start"),
         VM_ACTION("shutdown"),
         VM_ACTION("reboot"),
         VM_ACTION("reset"),
         VM_ACTION("poweroff"),
-        VM_ACTION_TO("migrate"),
-        VM_ACTION_TO("prefer"),
+        VM_ACTION_TO("migrate", vm_target_policy),
+        VM_ACTION_TO("prefer", vm_prefer_policy),
         VM_ACTION("release"),
+        {.method = HTTPD_GET,
+         .pattern = API "/vms/{id}/commands",
+         .handler = httpd_vm_commands,
+         .params = page_params,
+         .resource = &vm_commands},
+        PAGED(vm_commands, "vm-commands"),
+        {.method = HTTPD_GET,
+         .pattern = API "/vm-commands/{id}",
+         .handler = httpd_resource_get,
+         .resource = &vm_commands},
+        {.method = HTTPD_GET,
+         .pattern = API "/vm-placements",
+         .handler = httpd_resource_list,
+         .resource = &vm_placements},
         {.method = HTTPD_GET,
          .pattern = API "/vms/{id}/console",
          .handler = httpd_console_open},

@@ -5,8 +5,9 @@
  * ?now=1, submitted with the administrator as the actor and a summary for
  * the audit log), the paged lists (audit, jobs, ...), and the ones with a
  * story of their own: administrators (passwords hashed in worker threads,
- * the last one kept), node actions, removal and fencing, VM actions,
- * clearing alerts. Also the small helpers every module uses to talk to
+ * the last one kept), node actions, removal and fencing, VM actions (a
+ * vm_commands row for haven-vmd's manager, or the preferred node), a VM's
+ * commands, clearing alerts. Also the small helpers every module uses to talk to
  * haven-domaind. Must not: check permissions (the dispatcher does), write
  * anything but through haven-domaind, or answer a password hash.
  */
@@ -1286,8 +1287,18 @@ int httpd_node_fence_confirm(struct httpd_request *r) {
 
 /* ==== VMs ==== */
 
-static void on_vm_written(struct httpd_request *r, struct json_object *reply,
-                          const struct httpd_error *error) {
+/* What a VM action carries from one answer to the next. */
+struct vm_step {
+        int64_t vm_id, vm_version;
+        char vm[HTTPD_NAME_MAX + 1];
+        bool has_node; /* migrate, and prefer with a node */
+        int64_t node_id;
+        char node[HTTPD_NAME_MAX + 1];
+};
+
+/* The answer to prefer: 200 {"id", "action", "version"}. */
+static void on_vm_preferred(struct httpd_request *r, struct json_object *reply,
+                            const struct httpd_error *error) {
         const struct httpd_match *m = httpd_request_match(r);
         _cleanup_(json_object_putp) struct json_object *o = NULL;
         int64_t version = 0;
@@ -1309,101 +1320,196 @@ static void on_vm_written(struct httpd_request *r, struct json_object *reply,
         httpd_reply_json(r, 200, TAKE_PTR(o));
 }
 
-/* The VM's row is in: write what the action means, at once. */
-static void on_vm_row(struct httpd_request *r, struct json_object *reply,
-                      const struct httpd_error *error) {
+/* The answer to a command: 202 {"id", "vm_id", "command",
+ * "target_node_id", "state", "version", "href"} and Location: the command
+ * is written; the VM manager carries it out and writes its outcome there. */
+static void on_vm_command_written(struct httpd_request *r,
+                                  struct json_object *reply,
+                                  const struct httpd_error *error) {
         const struct httpd_match *m = httpd_request_match(r);
-        struct json_object *row = one_row(r, reply, error, "vms"), *values;
-        struct node_step *s = httpd_request_get_state(r);
-        char summary[HTTPD_SUMMARY_MAX + 1], label[96];
-        int64_t version = 0;
+        struct vm_step *s = httpd_request_get_state(r);
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        int64_t id = 0, version = 0;
+        char href[96];
+
+        if (error) {
+                httpd_reply_error(r, error);
+                return;
+        }
+        if (!httpd_reply_first_id(reply, &id)) {
+                httpd_reply_code(r, HTTPD_ERROR_INTERNAL, NULL,
+                                 "haven-domaind did not say the command's id");
+                return;
+        }
+        (void) haven_json_get_int64(reply, "version", &version);
+        snprintf(href, sizeof href, HTTPD_API_PREFIX "/vm-commands/%" PRIi64,
+                 id);
+        o = json_object_new_object();
+        if (!o || haven_json_add(o, "id", json_object_new_int64(id)) < 0 ||
+            haven_json_add(o, "vm_id", json_object_new_int64(s->vm_id)) < 0 ||
+            haven_json_add(o, "command",
+                           json_object_new_string(m->route->action)) < 0 ||
+            haven_json_add(o, "target_node_id",
+                           s->has_node ? json_object_new_int64(s->node_id)
+                                       : NULL) < 0 ||
+            haven_json_add(o, "state", json_object_new_string("pending")) <
+                    0 ||
+            haven_json_add(o, "version", json_object_new_int64(version)) < 0 ||
+            haven_json_add(o, "href", json_object_new_string(href)) < 0) {
+                httpd_reply_code(r, HTTPD_ERROR_INTERNAL, NULL,
+                                 "out of memory");
+                return;
+        }
+        httpd_reply_json(r, 202, TAKE_PTR(o));
+        (void) httpd_reply_header(r, "Location", href);
+}
+
+/* Everything is known: write what the action means, at once (never
+ * staged). prefer sets vms.preferred_node_id (with the row's version);
+ * every other action is one vm_commands row for the VM manager. */
+static void vm_write(struct httpd_request *r, struct vm_step *s) {
+        const char *action = httpd_request_match(r)->route->action;
+        char summary[HTTPD_SUMMARY_MAX + 1];
+        struct json_object *values = json_object_new_object(), *op;
+        httpd_domain_reply_t done;
         int ret;
 
-        if (!row)
-                return;
-        (void) haven_json_get_int64(row, "version", &version);
-        row_label(&(const struct httpd_resource){.label = "name"}, row, m->id,
-                  label, sizeof label);
-        values = json_object_new_object();
         if (!values)
                 goto oom;
-        if (streq(m->route->action, "prefer")) {
+        if (streq(action, "prefer")) {
                 ret = haven_json_add(values, "preferred_node_id",
-                                     json_object_new_int64(s->node_id));
-                snprintf(summary, sizeof summary, "vm %s: prefer %s", label,
-                         s->name);
+                                     s->has_node
+                                             ? json_object_new_int64(s->node_id)
+                                             : NULL);
+                snprintf(summary, sizeof summary, "vm %s: prefer %s", s->vm,
+                         s->has_node ? s->node : "no node");
+                op = ret < 0 ? NULL
+                             : httpd_op_update("vms", s->vm_id, s->vm_version,
+                                               TAKE_PTR(values));
+                done = on_vm_preferred;
         } else {
-                ret = haven_json_add(values, "sticky_node_id", NULL);
-                snprintf(summary, sizeof summary, "vm %s: release", label);
+                ret = haven_json_add(values, "vm_id",
+                                     json_object_new_int64(s->vm_id));
+                if (ret >= 0)
+                        ret = haven_json_add(values, "command",
+                                             json_object_new_string(action));
+                if (ret >= 0 && s->has_node)
+                        ret = haven_json_add(
+                                values, "target_node_id",
+                                json_object_new_int64(s->node_id));
+                if (s->has_node)
+                        snprintf(summary, sizeof summary, "vm %s: %s to %s",
+                                 s->vm, action, s->node);
+                else
+                        snprintf(summary, sizeof summary, "vm %s: %s", s->vm,
+                                 action);
+                op = ret < 0 ? NULL
+                             : httpd_op_insert("vm_commands",
+                                               TAKE_PTR(values));
+                done = on_vm_command_written;
         }
-        if (ret < 0)
+        if (ret < 0 || !op)
                 goto oom;
-        call_or_fail(
-                r,
-                httpd_submit_op(httpd_op_update("vms", m->id, version, values),
-                                false, httpd_request_actor(r), summary),
-                on_vm_written);
+        call_or_fail(r,
+                     httpd_submit_op(op, false, httpd_request_actor(r),
+                                     summary),
+                     done);
         return;
 oom:
         json_object_put(values);
         httpd_reply_code(r, HTTPD_ERROR_INTERNAL, NULL, "out of memory");
 }
 
+/* The node the body names is in (or not: 400, naming "node"). */
 static void on_vm_node(struct httpd_request *r, struct json_object *reply,
                        const struct httpd_error *error) {
-        struct json_object *rows = httpd_reply_rows(reply);
-        struct node_step *s;
-        const char *name = NULL;
+        struct json_object *rows = httpd_reply_rows(reply), *row;
+        struct vm_step *s = httpd_request_get_state(r);
+        const char *name = "";
 
         if (error) {
                 httpd_reply_error(r, error);
                 return;
         }
-        (void) haven_json_get_string(httpd_request_body(r), "node", &name);
         if (httpd_array_length(rows) != 1) {
                 httpd_reply_code(r, HTTPD_ERROR_INVALID, "node",
-                                 "no node \"%s\" in the cluster",
-                                 name ? name : "");
+                                 "no node \"%s\" in the cluster", s->node);
                 return;
         }
-        s = node_step_new(r, json_object_array_get_idx(rows, 0));
+        row = json_object_array_get_idx(rows, 0);
+        if (haven_json_get_int64(row, "node_id", &s->node_id) < 0) {
+                httpd_reply_code(r, HTTPD_ERROR_INTERNAL, NULL,
+                                 "haven-domaind sent a node without node_id");
+                return;
+        }
+        (void) haven_json_get_string(row, "name", &name);
+        snprintf(s->node, sizeof s->node, "%s", name);
+        vm_write(r, s);
+}
+
+/* The VM is in (or not: 404): look the node up if the body names one. */
+static void on_vm_row(struct httpd_request *r, struct json_object *reply,
+                      const struct httpd_error *error) {
+        struct json_object *row = one_row(r, reply, error, "vms"), *where;
+        struct vm_step *s;
+        const char *name = "", *node = NULL;
+
+        if (!row)
+                return;
+        s = calloc(1, sizeof *s);
         if (!s) {
                 httpd_reply_code(r, HTTPD_ERROR_INTERNAL, NULL,
                                  "out of memory");
                 return;
         }
-        call_or_fail(r, query_by_id("vms", httpd_request_match(r)->id),
-                     on_vm_row);
+        httpd_request_set_state(r, s, free);
+        (void) haven_json_get_int64(row, "id", &s->vm_id);
+        (void) haven_json_get_int64(row, "version", &s->vm_version);
+        (void) haven_json_get_string(row, "name", &name);
+        snprintf(s->vm, sizeof s->vm, "%s", name);
+
+        /* migrate's policy requires the node; prefer's takes null too. */
+        (void) haven_json_get_string(httpd_request_body(r), "node", &node);
+        if (!node) {
+                vm_write(r, s);
+                return;
+        }
+        s->has_node = true;
+        snprintf(s->node, sizeof s->node, "%s", node);
+        where = json_object_new_object();
+        if (!where ||
+            haven_json_add(where, "name", json_object_new_string(node)) < 0) {
+                json_object_put(where);
+                httpd_reply_code(r, HTTPD_ERROR_INTERNAL, NULL,
+                                 "out of memory");
+                return;
+        }
+        call_or_fail(r, httpd_query_new("nodes", where), on_vm_node);
 }
 
 int httpd_vm_action(struct httpd_request *r) {
-        const struct httpd_match *m = httpd_request_match(r);
-        const char *action = m->route->action;
-        struct json_object *where;
-        const char *node = NULL;
+        return httpd_domain_call(
+                r, query_by_id("vms", httpd_request_match(r)->id), on_vm_row);
+}
 
-        if (streq(action, "release"))
-                return httpd_domain_call(r, query_by_id("vms", m->id),
-                                         on_vm_row);
-        if (streq(action, "prefer")) {
-                (void) haven_json_get_string(httpd_request_body(r), "node",
-                                             &node);
-                assert(node);
-                where = json_object_new_object();
-                if (!where ||
-                    haven_json_add(where, "name",
-                                   json_object_new_string(node)) < 0) {
-                        json_object_put(where);
-                        return -ENOMEM;
-                }
-                return httpd_domain_call(r, httpd_query_new("nodes", where),
-                                         on_vm_node);
-        }
-        /* start, shutdown, reboot, reset, poweroff, migrate: nobody would
-         * carry them out yet. */
-        httpd_reply_code(r, HTTPD_ERROR_NOT_IMPLEMENTED, NULL,
-                         "the VM controller (haven-vmd) is not installed yet");
-        return 0;
+/* The VM is in (or not: 404): its commands, paged like the lists. */
+static void on_vm_for_commands(struct httpd_request *r,
+                               struct json_object *reply,
+                               const struct httpd_error *error) {
+        if (!one_row(r, reply, error, "vms"))
+                return;
+        call_or_fail(r,
+                     httpd_query_new("vm_commands",
+                                     httpd_where_int(
+                                             "vm_id",
+                                             httpd_request_match(r)->id)),
+                     on_paged);
+}
+
+int httpd_vm_commands(struct httpd_request *r) {
+        return httpd_domain_call(
+                r, query_by_id("vms", httpd_request_match(r)->id),
+                on_vm_for_commands);
 }
 
 /* ==== Alerts ==== */

@@ -757,9 +757,15 @@ int httpd_node_action(struct httpd_request *r);
 int httpd_node_remove(struct httpd_request *r);
 int httpd_node_fence(struct httpd_request *r);
 int httpd_node_fence_confirm(struct httpd_request *r);
-/* VMs: prefer and release are written now; the others are 501 until the
- * VM controller (haven-vmd) exists. */
+/* VMs: start, shutdown, reboot, reset, poweroff, release and migrate
+ * ({"node": NAME}) insert a vm_commands row for haven-vmd's manager (202,
+ * Location: /api/v1/vm-commands/ID); prefer ({"node": NAME|null}) sets
+ * vms.preferred_node_id. At once, never staged. An unknown VM is 404, an
+ * unknown node 400 naming "node"; nothing is written then. */
 int httpd_vm_action(struct httpd_request *r);
+/* GET /vms/{id}/commands: the VM's vm_commands rows, paged (newest first,
+ * ?limit, ?before); 404 for an unknown VM. */
+int httpd_vm_commands(struct httpd_request *r);
 int httpd_alert_clear(struct httpd_request *r);
 /* Lists newest first, paged with ?limit and ?before (ids): audit, jobs,
  * fence requests, alerts. */

@@ -1,11 +1,21 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * Unit tests for havenctl's pure parts (daemons/ctl/ctl-request.c,
- * ctl-output.c, the join and printing of ctl-status.c, the job log line):
- * tables and aliases, the value syntax, row selectors, the requests sent to
- * domaind, change summaries, password files, and everything printed. The
- * conversations with a real haven-domaind are system tests
- * (tests/system/lib/havenctl.mjs).
+ * ctl-output.c, the join and printing of ctl-status.c, the job log line,
+ * the joins and texts of ctl-vm.c): tables and aliases, the value syntax,
+ * row selectors, the requests sent to domaind, change summaries, password
+ * files, where a VM runs and in what state, and everything printed. The vm
+ * and node commands run end to end in test-ctl-vm.c; the conversations
+ * with a real haven-domaind are system tests (tests/system/lib/havenctl.mjs).
+ *
+ * Bad inputs tried for ctl-vm.c: reports that are stopped or crashed (no
+ * place to run), a VM on two nodes, a migration's incoming copy, a report
+ * from a node the table does not know, a bare string as a report, entries
+ * of other keys (vm/web10 for web1, vmd), missing placements, node rows
+ * and entries (NULL), a preferred node that is gone, a name with an escape
+ * sequence, a result with a newline and an escape; timeouts "0", "-1",
+ * "+5", " 5", "5 ", "1e3", "", "12x", "86401", "007", "1.5", "0x10", 2^66,
+ * NULL; commands "", "Start", "start ", "migrate2", "list", "prefer", NULL.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -36,6 +46,13 @@ static const char *plain(struct json_object *o) {
 static void assert_json(struct json_object *o, const char *expected) {
         assert_non_null(o);
         assert_string_equal(plain(o), expected);
+}
+
+static const char *string_at(struct json_object *o, const char *key) {
+        const char *v = NULL;
+
+        assert_int_equal(haven_json_get_string(o, key, &v), 0);
+        return v;
 }
 
 /* Captures what f prints. */
@@ -597,6 +614,8 @@ static const char VM_ROWS[] =
         "{\"id\":3,\"version\":9,\"name\":\"split\",\"ha\":\"on\"}]";
 static const char VM_ENTRIES[] =
         "[{\"node\":1,\"key\":\"vm/web1\",\"value\":{\"state\":\"running\"}},"
+        "{\"node\":2,\"key\":\"vm/web1\",\"value\":{\"state\":\"crashed\"}},"
+        "{\"node\":2,\"key\":\"vm/db1\",\"value\":{\"state\":\"stopped\"}},"
         "{\"node\":1,\"key\":\"vm/split\",\"value\":\"running\"},"
         "{\"node\":3,\"key\":\"vm/split\",\"value\":{\"state\":\"paused\"}},"
         "{\"node\":2,\"key\":\"vm/web10\",\"value\":{\"state\":\"running\"}}]";
@@ -623,7 +642,7 @@ static void status_joins_members_nodes_vms_and_runtime(void **state) {
                     "{\"name\":\"web1\",\"id\":1,\"ha\":\"on\",\"preferred_node\":\"node2\","
                     "\"node\":\"node1\",\"state\":\"running\"},"
                     "{\"name\":\"db1\",\"id\":2,\"ha\":\"off\",\"preferred_node\":null,"
-                    "\"node\":null,\"state\":null},"
+                    "\"node\":null,\"state\":\"stopped\"},"
                     "{\"name\":\"split\",\"id\":3,\"ha\":\"on\",\"preferred_node\":null,"
                     "\"node\":\"node1,node 3\",\"state\":\"running,paused\"}]}");
 }
@@ -687,7 +706,7 @@ static void status_prints_a_readable_summary(void **state) {
                             "\n"
                             "VM     HA   PREFERRED  NODE          STATE\n"
                             "web1   on   node2      node1         running\n"
-                            "db1    off  -          -             -\n"
+                            "db1    off  -          -             stopped\n"
                             "split  on   -          node1,node 3  running,paused\n"
                             "\n"
                             "Pending changes: 1 (review: havenctl changes; apply: havenctl "
@@ -721,6 +740,338 @@ static void manager_entry_may_name_a_node_several_ways(void **state) {
         }
 }
 
+/* ==== vm and node (ctl-vm.c) ==== */
+
+static const char VM_NODE_ROWS[] =
+        "[{\"id\":1,\"version\":2,\"node_id\":1,\"name\":\"node1\",\"state\":\"active\"},"
+        "{\"id\":2,\"version\":3,\"node_id\":2,\"name\":\"node2\",\"state\":\"active\"}]";
+/* One VM per case of the state rule. */
+static const char LIST_VMS[] =
+        "[{\"id\":1,\"name\":\"web1\",\"ha\":\"on\",\"preferred_node_id\":2,\"priority\":700,"
+        "\"memory_mib\":512},"
+        "{\"id\":2,\"name\":\"db1\",\"ha\":\"off\",\"priority\":500,\"memory_mib\":1024},"
+        "{\"id\":3,\"name\":\"app1\",\"ha\":\"on\",\"preferred_node_id\":9,\"priority\":500,"
+        "\"memory_mib\":256},"
+        "{\"id\":4,\"name\":\"mig1\",\"ha\":\"on\",\"priority\":500,\"memory_mib\":256},"
+        "{\"id\":5,\"name\":\"dup1\",\"ha\":\"sticky\",\"priority\":500,\"memory_mib\":256},"
+        "{\"id\":6,\"name\":\"early\",\"ha\":\"on\",\"priority\":500,\"memory_mib\":256},"
+        "{\"id\":7,\"name\":\"nap\",\"ha\":\"on\",\"priority\":500,\"memory_mib\":256},"
+        "{\"id\":8,\"name\":\"boot\",\"ha\":\"on\",\"priority\":500,\"memory_mib\":256},"
+        "{\"id\":9,\"name\":\"halt\",\"ha\":\"on\",\"priority\":500,\"memory_mib\":256}]";
+static const char LIST_PLACEMENTS[] =
+        "[{\"id\":11,\"vm_id\":1,\"node_id\":1,\"state\":\"running\",\"reason\":\"\"},"
+        "{\"id\":13,\"vm_id\":3,\"node_id\":2,\"state\":\"waiting\","
+        "\"reason\":\"waiting for node2 to be fenced\"},"
+        "{\"id\":14,\"vm_id\":4,\"node_id\":1,\"target_node_id\":2,\"state\":\"migrating\","
+        "\"reason\":\"\"},"
+        "{\"id\":15,\"vm_id\":5,\"node_id\":1,\"state\":\"running\",\"reason\":\"\"},"
+        "{\"id\":17,\"vm_id\":7,\"node_id\":1,\"state\":\"running\",\"reason\":\"\"},"
+        "{\"id\":18,\"vm_id\":8,\"node_id\":2,\"state\":\"starting\",\"reason\":\"\"},"
+        "{\"id\":19,\"vm_id\":9,\"node_id\":2,\"state\":\"stopping\",\"reason\":\"\"}]";
+static const char LIST_ENTRIES[] =
+        "[{\"node\":1,\"key\":\"vm/web1\",\"value\":{\"state\":\"running\"}},"
+        "{\"node\":2,\"key\":\"vm/app1\",\"value\":{\"state\":\"crashed\"}},"
+        "{\"node\":1,\"key\":\"vm/mig1\",\"value\":{\"state\":\"migrating-out\","
+        "\"target_node\":2,\"migration\":{\"target_node\":2,\"percent\":40}}},"
+        "{\"node\":2,\"key\":\"vm/mig1\",\"value\":{\"state\":\"paused\"}},"
+        "{\"node\":1,\"key\":\"vm/dup1\",\"value\":{\"state\":\"running\"}},"
+        "{\"node\":2,\"key\":\"vm/dup1\",\"value\":{\"state\":\"running\"}},"
+        "{\"node\":7,\"key\":\"vm/early\",\"value\":{\"state\":\"running\"}},"
+        "{\"node\":1,\"key\":\"vm/nap\",\"value\":{\"state\":\"paused\"}},"
+        "{\"node\":2,\"key\":\"vm/boot\",\"value\":{\"state\":\"running\"}},"
+        "{\"node\":2,\"key\":\"vm/halt\",\"value\":{\"state\":\"running\"}},"
+        "{\"node\":1,\"key\":\"vm/web10\",\"value\":{\"state\":\"running\"}}]";
+
+static void vm_list_says_where_each_vm_runs_and_in_what_state(void **state) {
+        static const char *const expected[] = {
+                /* placed and reported running */
+                "{\"name\":\"web1\",\"id\":1,\"node\":\"node1\",\"state\":\"running\","
+                "\"ha\":\"on\",\"preferred_node\":\"node2\",\"priority\":700,"
+                "\"memory_mib\":512,\"reason\":null}",
+                /* no placement, no report: stopped, nowhere */
+                "{\"name\":\"db1\",\"id\":2,\"node\":null,\"state\":\"stopped\",\"ha\":\"off\","
+                "\"preferred_node\":null,\"priority\":500,\"memory_mib\":1024,\"reason\":null}",
+                /* a crashed report is no place to run; the reason shows */
+                "{\"name\":\"app1\",\"id\":3,\"node\":null,\"state\":\"waiting\",\"ha\":\"on\","
+                "\"preferred_node\":\"node 9\",\"priority\":500,\"memory_mib\":256,"
+                "\"reason\":\"waiting for node2 to be fenced\"}",
+                /* the incoming copy on the target is not a second one */
+                "{\"name\":\"mig1\",\"id\":4,\"node\":\"node1\",\"state\":\"migrating\","
+                "\"ha\":\"on\",\"preferred_node\":null,\"priority\":500,\"memory_mib\":256,"
+                "\"reason\":null}",
+                /* two nodes run it: both shown */
+                "{\"name\":\"dup1\",\"id\":5,\"node\":\"node1,node2\","
+                "\"state\":\"running,running\",\"ha\":\"sticky\",\"preferred_node\":null,"
+                "\"priority\":500,\"memory_mib\":256,\"reason\":null}",
+                /* no manager yet, runs on a node the table does not know */
+                "{\"name\":\"early\",\"id\":6,\"node\":\"node 7\",\"state\":\"running\","
+                "\"ha\":\"on\",\"preferred_node\":null,\"priority\":500,\"memory_mib\":256,"
+                "\"reason\":null}",
+                "{\"name\":\"nap\",\"id\":7,\"node\":\"node1\",\"state\":\"paused\","
+                "\"ha\":\"on\",\"preferred_node\":null,\"priority\":500,\"memory_mib\":256,"
+                "\"reason\":null}",
+                /* the placement has not caught up with the start */
+                "{\"name\":\"boot\",\"id\":8,\"node\":\"node2\",\"state\":\"running\","
+                "\"ha\":\"on\",\"preferred_node\":null,\"priority\":500,\"memory_mib\":256,"
+                "\"reason\":null}",
+                /* a stop in progress keeps the placement's word */
+                "{\"name\":\"halt\",\"id\":9,\"node\":\"node2\",\"state\":\"stopping\","
+                "\"ha\":\"on\",\"preferred_node\":null,\"priority\":500,\"memory_mib\":256,"
+                "\"reason\":null}",
+        };
+        _cleanup_(json_object_putp) struct json_object *vms = json(LIST_VMS),
+                                                        *placements = json(LIST_PLACEMENTS),
+                                                        *nodes = json(VM_NODE_ROWS),
+                                                        *entries = json(LIST_ENTRIES),
+                                                        *out = NULL, *bare = NULL;
+
+        assert_int_equal(ctl_vm_list_build(vms, placements, nodes, entries, &out), 0);
+        assert_int_equal(json_object_array_length(out), ELEMENTSOF(expected));
+        for (size_t i = 0; i < ELEMENTSOF(expected); i++)
+                assert_json(json_object_array_get_idx(out, i), expected[i]);
+
+        /* Without placements, nodes or entries (a fresh cluster). */
+        assert_int_equal(ctl_vm_list_build(vms, NULL, NULL, NULL, &bare), 0);
+        assert_json(json_object_array_get_idx(bare, 0),
+                    "{\"name\":\"web1\",\"id\":1,\"node\":null,\"state\":\"stopped\","
+                    "\"ha\":\"on\",\"preferred_node\":\"node 2\",\"priority\":700,"
+                    "\"memory_mib\":512,\"reason\":null}");
+}
+
+static void vm_list_prints_one_aligned_row_per_vm(void **state) {
+        _cleanup_(json_object_putp) struct json_object *vms = NULL, *placements =
+                                                                             json(LIST_PLACEMENTS),
+                                                        *nodes = json(VM_NODE_ROWS),
+                                                        *entries = json(LIST_ENTRIES),
+                                                        *out = NULL, *none = NULL,
+                                                        *empty = json("[]");
+        _cleanup_free_ char *text = NULL, *nothing = NULL;
+        struct capture cap;
+
+        vms = json("[{\"id\":1,\"name\":\"web1\",\"ha\":\"on\",\"preferred_node_id\":2,"
+                   "\"priority\":700,\"memory_mib\":512},"
+                   "{\"id\":3,\"name\":\"app1\",\"ha\":\"on\",\"priority\":500,"
+                   "\"memory_mib\":256},"
+                   "{\"id\":5,\"name\":\"dup\\u001b[2J\",\"ha\":\"off\"}]");
+        assert_int_equal(ctl_vm_list_build(vms, placements, nodes, entries, &out), 0);
+        ctl_vm_list_print(capture_start(&cap), out);
+        text = capture_end(&cap);
+        assert_string_equal(text,
+                            "VM          NODE   STATE    HA   PREFERRED  PRIORITY  MEMORY   "
+                            "REASON\n"
+                            "web1        node1  running  on   node2      700       512 MiB  -\n"
+                            "app1        -      waiting  on   -          500       256 MiB  "
+                            "waiting for node2 to be fenced\n"
+                            "dup\\x1b[2J  -      running  off  -          -         -        -\n");
+
+        assert_int_equal(ctl_vm_list_build(empty, NULL, NULL, NULL, &none), 0);
+        ctl_vm_list_print(capture_start(&cap), none);
+        nothing = capture_end(&cap);
+        assert_string_equal(nothing, "No VMs.\n");
+}
+
+static const char SHOW_COMMANDS[] =
+        "[{\"id\":20,\"vm_id\":4,\"command\":\"start\",\"state\":\"done\",\"result\":\"started\"},"
+        "{\"id\":21,\"vm_id\":4,\"command\":\"reboot\",\"state\":\"failed\","
+        "\"result\":\"not running\"},"
+        "{\"id\":22,\"vm_id\":4,\"command\":\"migrate\",\"target_node_id\":2,"
+        "\"state\":\"running\",\"requested_by\":\"havenctl:root\","
+        "\"requested_at\":1700000000000000},"
+        "{\"id\":23,\"vm_id\":4,\"command\":\"poweroff\",\"state\":\"pending\","
+        "\"requested_by\":\"api:admin\",\"requested_at\":1700000001000000},"
+        "{\"id\":24,\"vm_id\":1,\"command\":\"start\",\"state\":\"pending\"}]";
+
+static void vm_show_gathers_placement_reports_commands_and_migration(void **state) {
+        _cleanup_(json_object_putp) struct json_object *vm = NULL,
+                                                        *placements = json(LIST_PLACEMENTS),
+                                                        *nodes = json(VM_NODE_ROWS),
+                                                        *entries = NULL,
+                                                        *commands = json(SHOW_COMMANDS),
+                                                        *out = NULL;
+        struct json_object *v;
+        _cleanup_free_ char *text = NULL;
+        struct capture cap;
+
+        vm = json("{\"id\":4,\"version\":3,\"name\":\"mig1\",\"ha\":\"on\",\"priority\":500,"
+                  "\"memory_mib\":256,\"vcpus\":2,\"desired_state\":\"running\","
+                  "\"preferred_node_id\":2}");
+        entries = json("[{\"node\":1,\"key\":\"vm/mig1\",\"value\":{\"vm_id\":4,"
+                       "\"state\":\"migrating-out\",\"generation\":7,\"target_node\":2,"
+                       "\"vnc_port\":5901,\"error\":null,"
+                       "\"migration\":{\"target_node\":2,\"percent\":40,\"elapsed_ms\":900},"
+                       "\"last_migration\":{\"from_node\":2,\"to_node\":1,\"duration_ms\":2300,"
+                       "\"downtime_ms\":40,\"error\":null}}},"
+                       "{\"node\":2,\"key\":\"vm/mig1\",\"value\":{\"vm_id\":4,"
+                       "\"state\":\"paused\",\"generation\":7,\"error\":null,"
+                       "\"last_migration\":{\"from_node\":1,\"to_node\":2,\"duration_ms\":1,"
+                       "\"downtime_ms\":null,\"error\":\"old\"}}}]");
+        assert_int_equal(ctl_vm_show_build(vm, placements, nodes, entries, commands, &out), 0);
+        assert_string_equal(string_at(out, "node"), "node1");
+        assert_string_equal(string_at(out, "state"), "migrating");
+        assert_json(json_object_object_get(out, "placement"),
+                    "{\"id\":14,\"vm_id\":4,\"node_id\":1,\"target_node_id\":2,"
+                    "\"state\":\"migrating\",\"reason\":\"\",\"node\":\"node1\","
+                    "\"target_node\":\"node2\"}");
+        /* From the node that runs it, with the nodes named. */
+        assert_json(json_object_object_get(out, "last_migration"),
+                    "{\"from_node\":2,\"to_node\":1,\"duration_ms\":2300,\"downtime_ms\":40,"
+                    "\"error\":null,\"from\":\"node2\",\"to\":\"node1\"}");
+        v = json_object_object_get(out, "reports");
+        assert_int_equal(json_object_array_length(v), 2);
+        assert_string_equal(string_at(json_object_array_get_idx(v, 0), "node"), "node1");
+        assert_string_equal(string_at(json_object_array_get_idx(v, 1), "state"), "paused");
+        /* Open commands only, named; the newest finished one apart. */
+        v = json_object_object_get(out, "commands");
+        assert_int_equal(json_object_array_length(v), 2);
+        assert_string_equal(string_at(json_object_array_get_idx(v, 0), "target_node"), "node2");
+        assert_string_equal(string_at(json_object_array_get_idx(v, 1), "command"), "poweroff");
+        assert_string_equal(string_at(json_object_object_get(out, "last_command"), "result"),
+                            "not running");
+        assert_string_equal(string_at(json_object_object_get(out, "vm"), "desired_state"),
+                            "running");
+
+        ctl_vm_show_print(capture_start(&cap), out);
+        text = capture_end(&cap);
+        assert_string_equal(text,
+                            "VM:             mig1 (id 4)\n"
+                            "State:          migrating on node1\n"
+                            "Desired:        running\n"
+                            "HA:             on, priority 500, preferred node node2\n"
+                            "Size:           256 MiB, 2 vCPUs\n"
+                            "Placement:      migrating on node1, target node2 (generation 0, "
+                            "0 restarts, 0 relocations)\n"
+                            "Last migration: from node2 to node1 in 2.3 s (downtime 40 ms)\n"
+                            "\n"
+                            "NODE   STATE                GENERATION  VNC   ERROR\n"
+                            "node1  migrating-out (40%)  7           5901  -\n"
+                            "node2  paused               7           -     -\n"
+                            "\n"
+                            "Open commands:\n"
+                            "ID  COMMAND   TARGET  STATE    BY             AT\n"
+                            "22  migrate   node2   running  havenctl:root  2023-11-14 22:13:20\n"
+                            "23  poweroff  -       pending  api:admin      2023-11-14 22:13:21\n"
+                            "Last command:   21 reboot, failed: not running\n");
+}
+
+static void vm_show_of_a_vm_nobody_placed_says_so(void **state) {
+        _cleanup_(json_object_putp) struct json_object *vm = json("{\"id\":2,\"name\":\"db1\"}"),
+                                                        *out = NULL;
+        _cleanup_free_ char *text = NULL;
+        struct capture cap;
+
+        assert_int_equal(ctl_vm_show_build(vm, NULL, NULL, NULL, NULL, &out), 0);
+        assert_json(out, "{\"name\":\"db1\",\"id\":2,\"node\":null,\"state\":\"stopped\","
+                         "\"ha\":null,\"preferred_node\":null,\"priority\":null,"
+                         "\"memory_mib\":null,\"reason\":null,\"vm\":{\"id\":2,\"name\":\"db1\"},"
+                         "\"placement\":null,\"last_migration\":null,\"reports\":[],"
+                         "\"commands\":[],\"last_command\":null}");
+        ctl_vm_show_print(capture_start(&cap), out);
+        text = capture_end(&cap);
+        assert_non_null(strstr(text, "Placement:      none (the VM manager has not placed it)\n"));
+        assert_non_null(strstr(text, "Reports: none (no node has it)\n"));
+        assert_non_null(strstr(text, "Open commands: none\n"));
+        assert_null(strstr(text, "Last command"));
+}
+
+static void vm_commands_are_one_insert_with_an_audit_text(void **state) {
+        _cleanup_(json_object_putp) struct json_object *start = ctl_vm_command_op(5, "start", 0),
+                                                        *migrate =
+                                                                ctl_vm_command_op(5, "migrate", 2);
+        _cleanup_free_ char *a = ctl_vm_command_summary("start", "web1", NULL),
+                            *b = ctl_vm_command_summary("migrate", "web1", "node2");
+
+        assert_json(start, "{\"op\":\"insert\",\"table\":\"vm_commands\",\"values\":"
+                           "{\"vm_id\":5,\"command\":\"start\"}}");
+        assert_json(migrate, "{\"op\":\"insert\",\"table\":\"vm_commands\",\"values\":"
+                             "{\"vm_id\":5,\"command\":\"migrate\",\"target_node_id\":2}}");
+        assert_string_equal(a, "vm web1: start");
+        assert_string_equal(b, "vm web1: migrate to node2");
+
+        /* The schema's commands, and nothing else. */
+        for (const char *const *k = (const char *const[]){ "start", "shutdown", "reboot",
+                                                           "reset", "poweroff", "migrate",
+                                                           "release", NULL };
+             *k; k++)
+                assert_true(ctl_vm_command_known(*k));
+        for (const char *const *k = (const char *const[]){ "", "Start", "start ", "migrate2",
+                                                           "list", "prefer", NULL };
+             *k; k++)
+                assert_false(ctl_vm_command_known(*k));
+        assert_false(ctl_vm_command_known(NULL));
+}
+
+static void timeouts_are_whole_seconds_within_a_day(void **state) {
+        static const char *const bad[] = {
+                "0", "-1", "+5", " 5", "5 ", "1e3", "", "12x", "86401", "007", "1.5",
+                "99999999999999999999", "0x10",
+        };
+        unsigned v = 0;
+
+        assert_int_equal(ctl_parse_seconds("1", &v), 0);
+        assert_int_equal(v, 1);
+        assert_int_equal(ctl_parse_seconds("120", &v), 0);
+        assert_int_equal(v, 120);
+        assert_int_equal(ctl_parse_seconds("86400", &v), 0);
+        assert_int_equal(v, 86400);
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                v = 77;
+                assert_int_equal(ctl_parse_seconds(bad[i], &v), -EINVAL);
+                assert_int_equal(v, 77);
+        }
+        assert_int_equal(ctl_parse_seconds(NULL, &v), -EINVAL);
+}
+
+static void command_lines_say_state_and_result(void **state) {
+        static const struct {
+                const char *row, *line;
+        } cases[] = {
+                { "{\"state\":\"running\"}", "running" },
+                { "{\"state\":\"pending\",\"result\":\"\"}", "pending" },
+                { "{\"state\":\"done\",\"result\":\"web1 runs on node2\"}",
+                  "done: web1 runs on node2" },
+                { "{\"state\":\"done\",\"result\":\"\"}", "done." },
+                { "{\"state\":\"failed\",\"result\":\"migration failed:\\nno\\u001b\"}",
+                  "failed: migration failed:\\nno\\x1b" },
+                { "{\"state\":\"failed\"}", "failed." },
+                { "{}", "pending" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_(json_object_putp) struct json_object *row = json(cases[i].row);
+                _cleanup_free_ char *line = ctl_vm_command_line(row);
+
+                assert_string_equal(line, cases[i].line);
+        }
+}
+
+static void draining_a_node_lists_what_still_runs_there(void **state) {
+        _cleanup_(json_object_putp) struct json_object *entries = NULL, *two = NULL,
+                                                        *one = NULL, *none = NULL;
+        _cleanup_free_ char *a = NULL, *b = NULL, *c = NULL;
+
+        entries = json("[{\"node\":2,\"key\":\"vm/web1\",\"value\":{\"state\":\"migrating-out\","
+                       "\"migration\":{\"percent\":40}}},"
+                       "{\"node\":2,\"key\":\"vm/db1\",\"value\":{\"state\":\"running\"}},"
+                       "{\"node\":2,\"key\":\"vm/old\",\"value\":{\"state\":\"stopped\"}},"
+                       "{\"node\":2,\"key\":\"vm/nap\",\"value\":\"paused\"},"
+                       "{\"node\":1,\"key\":\"vm/app1\",\"value\":{\"state\":\"running\"}},"
+                       "{\"node\":2,\"key\":\"vmd\",\"value\":{\"ready\":true}}]");
+        assert_int_equal(ctl_node_running_vms(entries, 2, &two), 0);
+        assert_json(two, "[{\"name\":\"db1\",\"state\":\"running\"},"
+                         "{\"name\":\"nap\",\"state\":\"paused\"},"
+                         "{\"name\":\"web1\",\"state\":\"migrating-out\",\"percent\":40}]");
+        a = ctl_node_drain_line("node2", two);
+        assert_string_equal(a, "node2 still runs 3 VMs: db1, nap (paused), web1 (migrating, 40%)");
+
+        assert_int_equal(ctl_node_running_vms(entries, 1, &one), 0);
+        b = ctl_node_drain_line("node1", one);
+        assert_string_equal(b, "node1 still runs 1 VM: app1");
+
+        assert_int_equal(ctl_node_running_vms(entries, 3, &none), 0);
+        c = ctl_node_drain_line("node3", none);
+        assert_string_equal(c, "node3 runs no VM any more.");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(tables_are_found_by_name_alias_and_dashes),
@@ -746,6 +1097,14 @@ int main(void) {
                 cmocka_unit_test(status_of_a_fresh_node_has_no_cluster),
                 cmocka_unit_test(status_prints_a_readable_summary),
                 cmocka_unit_test(manager_entry_may_name_a_node_several_ways),
+                cmocka_unit_test(vm_list_says_where_each_vm_runs_and_in_what_state),
+                cmocka_unit_test(vm_list_prints_one_aligned_row_per_vm),
+                cmocka_unit_test(vm_show_gathers_placement_reports_commands_and_migration),
+                cmocka_unit_test(vm_show_of_a_vm_nobody_placed_says_so),
+                cmocka_unit_test(vm_commands_are_one_insert_with_an_audit_text),
+                cmocka_unit_test(timeouts_are_whole_seconds_within_a_day),
+                cmocka_unit_test(command_lines_say_state_and_result),
+                cmocka_unit_test(draining_a_node_lists_what_still_runs_there),
         };
 
         /* Times print in local time: make that UTC for the expectations. */

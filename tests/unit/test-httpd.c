@@ -15,7 +15,7 @@
  * delete, stage, activate and discard, the status map, subscribe,
  * cluster-create/-join, node-remove) from tables in memory (the lab's
  * system tests run the real one); QEMU's VNC server is a local TCP server
- * that greets like RFB and echoes (there is no VM controller yet). Pure
+ * that greets like RFB and echoes (the lab runs real VMs). Pure
  * parts (path decoding, sessions, throttling, Accept-Encoding, hashed
  * names, the diff, the dashboard, samples, ping output, the fencing
  * merge, peer HMACs) are tested directly, with time as an argument.
@@ -40,6 +40,11 @@
  *   logins: wrong passwords, unknown names, names with control
  *     characters, repeated failures per account and per address, the
  *     right password while blocked, parallel attempts;
+ *   VM actions: an unknown VM (every action), an unknown, empty, null,
+ *     numeric, array and missing target node, an extra field, a body on a
+ *     bodiless action, no body for migrate, an unknown action, VM ids 0 and
+ *     "abc", a VM deleted before the insert (the domain refuses vm_id);
+ *     a VM's commands of an unknown VM and with ?limit=0;
  *   domain answers: no quorum, conflict, invalid (with a field),
  *     not-found, syncing, internal, an unknown code, no answer at all,
  *     haven-domaind and haven-fenced gone;
@@ -152,6 +157,8 @@ static const char *const known_tables[] = {
         "vm_disks",
         "vm_nics",
         "vm_cdroms",
+        "vm_placements",
+        "vm_commands",
         "staged_changes",
         "jobs",
         "job_log",
@@ -371,6 +378,19 @@ static int txn_insert(struct txn *t, const char *table,
                                        json_object_new_string("pending"));
                 json_object_object_add(row, "action",
                                        json_object_new_string("off"));
+        }
+        if (streq(table, "vm_commands")) {
+                /* The schema's default and filled-in columns. */
+                json_object_object_add(row, "state",
+                                       json_object_new_string("pending"));
+                json_object_object_add(row, "requested_by",
+                                       json_object_new_string(t->actor));
+                json_object_object_add(
+                        row, "requested_at",
+                        json_object_new_int64(
+                                (int64_t) haven_now_usec(CLOCK_REALTIME)));
+                json_object_object_add(row, "result",
+                                       json_object_new_string(""));
         }
         json_object_object_foreach(values, key, value)
                 json_object_object_add(row, key, json_object_get(value));
@@ -2973,10 +2993,7 @@ static void coverage_note(const char *method, const char *path, int status) {
         char bare[512];
         size_t n;
 
-        /* 501: the documented answer of the VM actions nobody carries out
-         * yet (until haven-vmd exists). */
-        if (!((status >= 200 && status < 300) || status == 101 ||
-              status == 501))
+        if (!((status >= 200 && status < 300) || status == 101))
                 return;
         snprintf(bare, sizeof bare, "%.*s", (int) strcspn(path, "?"), path);
         routes = httpd_api_routes(&n);
@@ -3728,6 +3745,9 @@ static void without_quorum_every_write_is_503_and_reads_answer(void **state) {
                 {"POST", "/api/v1/vms/1/actions/prefer",
                  "{\"node\": \"node2\"}"},
                 {"POST", "/api/v1/vms/1/actions/release", NULL},
+                {"POST", "/api/v1/vms/1/actions/start", NULL},
+                {"POST", "/api/v1/vms/1/actions/migrate",
+                 "{\"node\": \"node2\"}"},
                 {"POST", "/api/v1/alerts/1/clear", NULL},
                 {"POST", "/api/v1/administrators",
                  "{\"name\": \"bob\", "
@@ -3763,6 +3783,7 @@ static void without_quorum_every_write_is_503_and_reads_answer(void **state) {
         assert_string_equal(string_of(row_of(f, "hosts", 3), "address"),
                             "198.18.0.50");
         assert_int_equal(rows_in(f, "staged_changes"), 1);
+        assert_int_equal(rows_in(f, "vm_commands"), 0);
 }
 
 /* ==== Staged changes, jobs, audit ==== */
@@ -3999,68 +4020,278 @@ static void audit_is_paged_newest_first(void **state) {
 
 /* ==== VM actions ==== */
 
-static void vm_prefer_and_release_are_written_at_once(void **state) {
+static const char WEB1[] =
+        "[{\"id\": 1, \"version\": 4, \"name\": \"web1\", \"vcpus\": 1, "
+        "\"memory_mib\": 512, \"ha\": \"sticky\", \"preferred_node_id\": null, "
+        "\"sticky_node_id\": 1}]";
+
+static void vm_prefer_is_written_at_once_and_null_clears_it(void **state) {
         struct fixture *f = *state;
         _cleanup_(json_object_putp) struct json_object *o = NULL;
-        struct json_object *row, *v;
-        struct session s;
+        struct json_object *row, *v, *op;
 
-        table_set(f, "vms",
-                  "[{\"id\": 1, \"version\": 4, \"name\": \"web1\", \"vcpus\": "
-                  "1, \"memory_mib\": 512, \"ha\": \"sticky\", "
-                  "\"preferred_node_id\": null, \"sticky_node_id\": 1}]");
+        table_set(f, "vms", WEB1);
         start(f);
-        login(f, &s);
-        o = call(f, "POST", "/api/v1/vms/1/actions/prefer", &s,
-                 "{\"node\": \"node2\"}", 200);
-        assert_string_equal(string_of(o, "action"), "prefer");
-        row = row_of(f, "vms", 1);
-        assert_int_equal(int_of(row, "preferred_node_id"), 2);
-        assert_int_equal(rows_in(f, "staged_changes"), 0);
-        json_object_put(o);
-        o = call(f, "POST", "/api/v1/vms/1/actions/release", &s, NULL, 200);
-        row = row_of(f, "vms", 1);
-        assert_true(json_object_object_get_ex(row, "sticky_node_id", &v));
-        assert_null(v);
-        call_error(f, "POST", "/api/v1/vms/1/actions/prefer", &s,
-                   "{\"node\": \"node9\"}", 400, "invalid", "node");
-        call_error(f, "POST", "/api/v1/vms/1/actions/prefer", &s, "{}", 400,
-                   "invalid", "node");
-        call_error(f, "POST", "/api/v1/vms/2/actions/release", &s, NULL, 404,
-                   "not-found", "id");
+        {
+                struct session s;
+
+                login(f, &s);
+                o = call(f, "POST", "/api/v1/vms/1/actions/prefer", &s,
+                         "{\"node\": \"node2\"}", 200);
+                assert_string_equal(string_of(o, "action"), "prefer");
+                assert_int_equal(int_of(o, "id"), 1);
+                row = row_of(f, "vms", 1);
+                assert_int_equal(int_of(row, "preferred_node_id"), 2);
+                assert_int_equal(rows_in(f, "staged_changes"), 0);
+                assert_string_equal(string_of(f->domain.last_submit, "audit"),
+                                    "vm web1: prefer node2");
+                /* With the row's version: a change in between is a
+                 * conflict. */
+                op = json_object_array_get_idx(
+                        array_of(f->domain.last_submit, "ops"), 0);
+                assert_int_equal(int_of(op, "expect_version"), 4);
+
+                json_object_put(TAKE_PTR(o));
+                o = call(f, "POST", "/api/v1/vms/1/actions/prefer", &s,
+                         "{\"node\": null}", 200);
+                row = row_of(f, "vms", 1);
+                assert_true(json_object_object_get_ex(row, "preferred_node_id",
+                                                      &v));
+                assert_null(v);
+                assert_string_equal(string_of(f->domain.last_submit, "audit"),
+                                    "vm web1: prefer no node");
+
+                /* Bad inputs: nothing more is written. */
+                f->domain.n_submits = 0;
+                call_error(f, "POST", "/api/v1/vms/1/actions/prefer", &s,
+                           "{\"node\": \"node9\"}", 400, "invalid", "node");
+                call_error(f, "POST", "/api/v1/vms/1/actions/prefer", &s, "{}",
+                           400, "invalid", "node");
+                call_error(f, "POST", "/api/v1/vms/1/actions/prefer", &s,
+                           "{\"node\": \"\"}", 400, "invalid", "node");
+                call_error(f, "POST", "/api/v1/vms/1/actions/prefer", &s,
+                           "{\"node\": 2}", 400, "invalid", "node");
+                call_error(f, "POST", "/api/v1/vms/2/actions/prefer", &s,
+                           "{\"node\": \"node2\"}", 404, "not-found", "id");
+                assert_int_equal(f->domain.n_submits, 0);
+        }
 }
 
-static void vm_power_actions_say_the_controller_is_missing(void **state) {
-        static const char *const actions[] = {"start", "shutdown", "reboot",
-                                              "reset", "poweroff"};
+/* Every action but prefer: one vm_commands row, 202 with where to read
+ * it, and the row is what the manager will see. */
+static void vm_actions_write_one_command_each_and_answer_202(void **state) {
+        static const struct {
+                const char *action, *body, *audit;
+                int64_t target;
+        } cases[] = {
+                {"start", NULL, "vm web1: start", 0},
+                {"shutdown", NULL, "vm web1: shutdown", 0},
+                {"reboot", NULL, "vm web1: reboot", 0},
+                {"reset", NULL, "vm web1: reset", 0},
+                {"poweroff", NULL, "vm web1: poweroff", 0},
+                {"release", NULL, "vm web1: release", 0},
+                {"migrate", "{\"node\": \"node2\"}", "vm web1: migrate to node2",
+                 2},
+        };
+        struct fixture *f = *state;
+        struct session s;
+
+        table_set(f, "vms", WEB1);
+        start(f);
+        login(f, &s);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                _cleanup_(json_object_putp) struct json_object *o = NULL,
+                                                               *back = NULL;
+                struct json_object *row, *v;
+                char path[96], location[128], href[96];
+                struct response r;
+                int64_t id;
+
+                snprintf(path, sizeof path, "/api/v1/vms/1/actions/%s",
+                         cases[i].action);
+                http(f, "POST", path, &s, NULL, cases[i].body, &r);
+                if (r.status != 202)
+                        fprintf(stderr, "%s: %d %s\n", path, r.status, r.body);
+                assert_int_equal(r.status, 202);
+                o = body_json(&r);
+                assert_non_null(header(&r, "Location", location,
+                                       sizeof location));
+                response_done(&r);
+
+                id = int_of(o, "id");
+                assert_int_equal(id, (int64_t) i + 1);
+                snprintf(href, sizeof href, "/api/v1/vm-commands/%" PRIi64, id);
+                assert_string_equal(location, href);
+                assert_string_equal(string_of(o, "href"), href);
+                assert_int_equal(int_of(o, "vm_id"), 1);
+                assert_string_equal(string_of(o, "command"), cases[i].action);
+                assert_string_equal(string_of(o, "state"), "pending");
+                assert_true(json_object_object_get_ex(o, "target_node_id", &v));
+                if (cases[i].target)
+                        assert_int_equal(json_object_get_int64(v),
+                                         cases[i].target);
+                else
+                        assert_null(v);
+
+                /* Written at once, as the schema wants it. */
+                row = row_of(f, "vm_commands", id);
+                assert_non_null(row);
+                assert_int_equal(int_of(row, "vm_id"), 1);
+                assert_string_equal(string_of(row, "command"),
+                                    cases[i].action);
+                assert_string_equal(string_of(row, "state"), "pending");
+                assert_string_equal(string_of(row, "requested_by"),
+                                    "api:" ADMIN);
+                if (cases[i].target)
+                        assert_int_equal(int_of(row, "target_node_id"),
+                                         cases[i].target);
+                else
+                        assert_false(json_object_object_get_ex(
+                                row, "target_node_id", NULL));
+                assert_string_equal(string_of(f->domain.last_submit, "audit"),
+                                    cases[i].audit);
+                assert_int_equal(rows_in(f, "staged_changes"), 0);
+
+                /* Where Location says, the command reads back. */
+                back = call(f, "GET", location, &s, NULL, 200);
+                assert_int_equal(int_of(back, "id"), id);
+                assert_string_equal(string_of(back, "state"), "pending");
+        }
+        assert_int_equal(f->domain.n_submits, ELEMENTSOF(cases));
+        /* The VM itself is untouched: the manager does the rest. */
+        assert_int_equal(int_of(row_of(f, "vms", 1), "sticky_node_id"), 1);
+}
+
+static void vm_actions_refuse_bad_input_and_write_nothing(void **state) {
+        static const char *const actions[] = {"start",    "shutdown", "reboot",
+                                              "reset",    "poweroff", "release"};
+        static const char *const bad_targets[] = {
+                "{}",
+                "{\"node\": null}",
+                "{\"node\": \"\"}",
+                "{\"node\": 2}",
+                "{\"node\": [\"node2\"]}",
+                "{\"node\": \"node2\", \"force\": true}",
+                "[\"node2\"]",
+                "{\"node\": \"node2\"",
+                "\"node2\"",
+        };
         struct fixture *f = *state;
         struct session s;
         char path[96];
 
+        table_set(f, "vms", WEB1);
         start(f);
         login(f, &s);
         for (size_t i = 0; i < ELEMENTSOF(actions); i++) {
-                struct response r;
-                _cleanup_(json_object_putp) struct json_object *o = NULL;
-                struct json_object *e;
-
+                snprintf(path, sizeof path, "/api/v1/vms/9/actions/%s",
+                         actions[i]);
+                call_error(f, "POST", path, &s, NULL, 404, "not-found", "id");
                 snprintf(path, sizeof path, "/api/v1/vms/1/actions/%s",
                          actions[i]);
-                http(f, "POST", path, &s, NULL, NULL, &r);
-                assert_error(&r, 501, "not-implemented", NULL);
-                o = body_json(&r);
-                assert_int_equal(haven_json_get_object(o, "error", &e), 0);
-                assert_string_equal(string_of(e, "message"),
-                                    "the VM controller (haven-vmd) is not "
-                                    "installed yet");
+                call_error(f, "POST", path, &s, "{}", 400, "bad-request", NULL);
+        }
+        call_error(f, "POST", "/api/v1/vms/9/actions/migrate", &s,
+                   "{\"node\": \"node2\"}", 404, "not-found", "id");
+        call_error(f, "POST", "/api/v1/vms/1/actions/migrate", &s,
+                   "{\"node\": \"node9\"}", 400, "invalid", "node");
+        for (size_t i = 0; i < ELEMENTSOF(bad_targets); i++) {
+                struct response r;
+
+                http(f, "POST", "/api/v1/vms/1/actions/migrate", &s, NULL,
+                     bad_targets[i], &r);
+                if (r.status != 400)
+                        fprintf(stderr, "%s: %d %s\n", bad_targets[i], r.status,
+                                r.body);
+                assert_int_equal(r.status, 400);
                 response_done(&r);
         }
-        call_error(f, "POST", "/api/v1/vms/1/actions/migrate", &s, "{}", 400,
-                   "invalid", "node");
-        call_error(f, "POST", "/api/v1/vms/1/actions/migrate", &s,
-                   "{\"node\": \"node2\"}", 501, "not-implemented", NULL);
+        {
+                struct response r;
+
+                http(f, "POST", "/api/v1/vms/1/actions/migrate", &s, NULL, NULL,
+                     &r);
+                assert_int_equal(r.status, 400);
+                response_done(&r);
+        }
         call_error(f, "POST", "/api/v1/vms/1/actions/fly", &s, NULL, 404,
                    "not-found", NULL);
+        call_error(f, "POST", "/api/v1/vms/0/actions/start", &s, NULL, 400,
+                   "invalid", "id");
+        call_error(f, "POST", "/api/v1/vms/abc/actions/start", &s, NULL, 400,
+                   "invalid", "id");
+        assert_int_equal(f->domain.n_submits, 0);
+        assert_int_equal(rows_in(f, "vm_commands"), 0);
+
+        /* The domain's refusal (the VM went in between) is passed on. */
+        f->domain.submit_error = "invalid";
+        f->domain.submit_error_field = "vm_id";
+        call_error(f, "POST", "/api/v1/vms/1/actions/start", &s, NULL, 400,
+                   "invalid", "vm_id");
+        f->domain.submit_error = NULL;
+        f->domain.submit_error_field = NULL;
+        assert_int_equal(rows_in(f, "vm_commands"), 0);
+}
+
+static void vm_commands_and_placements_are_read_back(void **state) {
+        struct fixture *f = *state;
+        _cleanup_(json_object_putp) struct json_object *page = NULL,
+                                                       *next = NULL, *all = NULL,
+                                                       *one = NULL,
+                                                       *placements = NULL;
+        struct json_object *items;
+        struct session s;
+
+        table_set(f, "vms", WEB1);
+        table_set(f, "vm_commands",
+                  "[{\"id\": 1, \"version\": 5, \"vm_id\": 1, \"command\": "
+                  "\"start\", \"state\": \"done\", \"result\": \"started\"},"
+                  "{\"id\": 2, \"version\": 6, \"vm_id\": 2, \"command\": "
+                  "\"start\", \"state\": \"pending\", \"result\": \"\"},"
+                  "{\"id\": 3, \"version\": 7, \"vm_id\": 1, \"command\": "
+                  "\"migrate\", \"target_node_id\": 2, \"state\": "
+                  "\"running\", \"result\": \"\"},"
+                  "{\"id\": 4, \"version\": 8, \"vm_id\": 1, \"command\": "
+                  "\"reboot\", \"state\": \"failed\", \"result\": \"not "
+                  "running\"}]");
+        table_set(f, "vm_placements",
+                  "[{\"id\": 1, \"version\": 5, \"vm_id\": 1, \"node_id\": 1, "
+                  "\"state\": \"waiting\", \"reason\": \"waiting for node2 to "
+                  "be fenced\"}]");
+        start(f);
+        login(f, &s);
+
+        /* A VM's commands, newest first, paged. */
+        page = call(f, "GET", "/api/v1/vms/1/commands?limit=2", &s, NULL, 200);
+        items = array_of(page, "items");
+        assert_int_equal(json_object_array_length(items), 2);
+        assert_int_equal(int_of(json_object_array_get_idx(items, 0), "id"), 4);
+        assert_int_equal(int_of(json_object_array_get_idx(items, 1), "id"), 3);
+        assert_int_equal(int_of(page, "next_before"), 3);
+        next = call(f, "GET", "/api/v1/vms/1/commands?before=3", &s, NULL, 200);
+        items = array_of(next, "items");
+        assert_int_equal(json_object_array_length(items), 1);
+        assert_string_equal(
+                string_of(json_object_array_get_idx(items, 0), "result"),
+                "started");
+        call_error(f, "GET", "/api/v1/vms/9/commands", &s, NULL, 404,
+                   "not-found", "id");
+        call_error(f, "GET", "/api/v1/vms/1/commands?limit=0", &s, NULL, 400,
+                   "invalid", "limit");
+
+        all = call(f, "GET", "/api/v1/vm-commands", &s, NULL, 200);
+        assert_int_equal(json_object_array_length(array_of(all, "items")), 4);
+        one = call(f, "GET", "/api/v1/vm-commands/3", &s, NULL, 200);
+        assert_int_equal(int_of(one, "target_node_id"), 2);
+        call_error(f, "GET", "/api/v1/vm-commands/99", &s, NULL, 404,
+                   "not-found", "id");
+
+        placements = call(f, "GET", "/api/v1/vm-placements", &s, NULL, 200);
+        items = array_of(placements, "items");
+        assert_int_equal(json_object_array_length(items), 1);
+        assert_string_equal(
+                string_of(json_object_array_get_idx(items, 0), "reason"),
+                "waiting for node2 to be fenced");
         assert_int_equal(f->domain.n_submits, 0);
 }
 
@@ -5736,8 +5967,10 @@ int main(void) {
                 T(changes_diff_is_pure_and_masks_passwords),
                 T(jobs_and_their_logs_are_read_incrementally),
                 T(audit_is_paged_newest_first),
-                T(vm_prefer_and_release_are_written_at_once),
-                T(vm_power_actions_say_the_controller_is_missing),
+                T(vm_prefer_is_written_at_once_and_null_clears_it),
+                T(vm_actions_write_one_command_each_and_answer_202),
+                T(vm_actions_refuse_bad_input_and_write_nothing),
+                T(vm_commands_and_placements_are_read_back),
                 T(fencing_endpoints_reach_haven_fenced),
                 T(fenceability_is_merged_as_havenctl_does),
                 T(dashboard_answers_every_tile_from_cached_bytes),
