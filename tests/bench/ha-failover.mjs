@@ -67,7 +67,9 @@ async function trial(ids) {
     restart: (end - fence.finished_at) / 1e6,
   };
   log(`trial: total ${t.total.toFixed(2)} s = detect ${t.detect.toFixed(2)} + fence ${t.fence.toFixed(2)} + restart ${t.restart.toFixed(2)}`);
-  lab('power', '3', 'on');
+  // The fence switched outlet 3 off: switching it on boots node3 (the
+  // next trial's fence then really switches it).
+  lab('pdu', 'set', '3', 'on');
   await waitFor('the four back on node3', () => allOn(3, ids), { timeoutMs: 120_000, intervalMs: 500 });
   return t;
 }

@@ -24,6 +24,8 @@ import {
 import {
   createCluster as createClusterWith, domainCall, insertOp,
 } from './lib/domain.mjs';
+import { pduOutlet, pduSet } from './lib/pdu.mjs';
+import { havenctl, havenctlTry } from './lib/havenctl.mjs';
 import {
   createVm as createVmWith, guestShutdown, removeVm, safetyWatcher, vmCommand, waitCommand,
   whereRunning,
@@ -97,8 +99,13 @@ async function deleteVm(name) {
   await removeVm(vm.name, { node: anyNode() });
 }
 
+// Boots a node the way an administrator does after a fence: its outlet on
+// (the fence switched it off), or, after a power cut that left the outlet
+// on, the node's own power.
 async function powerOn(node) {
-  lab('power', String(node), 'on');
+  if (pduOutlet(node)?.on === false) pduSet(node, true);
+  else lab('power', String(node), 'on');
+  await waitFor(`node${node} powered`, () => initPid(node) !== null, { timeoutMs: 30_000 });
   await waitFor(`node${node} back with its agent`, async () => {
     const r = await domainCall(node, { request: 'status-read', node, prefix: 'vmd' }).catch(() => null);
     const s = await domainCall(anyNode(), { request: 'status' }).catch(() => null);
@@ -154,6 +161,13 @@ describe('VM controller (three lab nodes, real libvirtd + QEMU)', () => {
     assert.equal(v.generation, (await placement('web1')).generation);
     const s = await domainCall(2, { request: 'status' });
     assert.equal(s.manager.node_id, 1, 'node1 is the manager');
+    // What an administrator reads.
+    const list = havenctl(2, 'vm', 'list', '--json');
+    const web1 = list.find((x) => x.name === 'web1');
+    assert.equal(web1.node, 'node3');
+    assert.equal(web1.state, 'running');
+    assert.equal(web1.ha, 'on');
+    assert.equal(list.find((x) => x.name === 'pin3').ha, 'sticky');
   });
 
   test('power_cut_fences_then_recovers_ha_vms_sticky_waits_and_failback_migrates', async () => {
@@ -196,7 +210,7 @@ describe('VM controller (three lab nodes, real libvirtd + QEMU)', () => {
   test('maintenance_evacuates_by_live_migration_and_active_brings_them_back', async () => {
     await createVm('mnt1', { preferred: 2 });
     await waitRunning('mnt1', 2);
-    await setNode(2, { state: 'maintenance' });
+    havenctl(1, 'node', 'maintenance', 'node2');
     const p = await waitFor('mnt1 moved off node2', async () => {
       const x = await placement('mnt1');
       return x.state === 'running' && x.node_id !== 2 && (await whereRunning('mnt1')).length === 1 && x;
@@ -204,7 +218,7 @@ describe('VM controller (three lab nodes, real libvirtd + QEMU)', () => {
     assert.equal(p.restarts, 0, 'moved live, not restarted');
     const jobs = await rows(1, 'jobs');
     assert.ok(jobs.some((j) => j.kind === 'migrate' && j.state === 'done'));
-    await setNode(2, { state: 'active' });
+    havenctl(1, 'node', 'active', 'node2');
     await waitRunning('mnt1', 2, 60_000);
     await deleteVm('mnt1');
   });
@@ -228,6 +242,21 @@ describe('VM controller (three lab nodes, real libvirtd + QEMU)', () => {
     await waitRunning('cmd1', 1);
     let c = await commandDone(await command('cmd1', 'reset'));
     assert.equal(c.state, 'done', c.result);
+    // Through havenctl: an ACPI reboot (the test guest powers off, libvirt
+    // starts it again inside the same QEMU): still running, no restart
+    // counted.
+    havenctl(1, 'vm', 'reboot', 'cmd1', '--no-wait');
+    c = await waitFor('the reboot command', async () => {
+      const x = (await rows(1, 'vm_commands')).filter((r) => r.command === 'reboot').at(-1);
+      return x && (x.state === 'done' || x.state === 'failed') && x;
+    }, { timeoutMs: 30_000, intervalMs: 200 });
+    assert.equal(c.state, 'done', c.result);
+    await new Promise((r) => setTimeout(r, 3000));
+    assert.deepEqual(await whereRunning('cmd1'), [1]);
+    assert.equal((await placement('cmd1')).restarts, 0);
+    const unknown = havenctlTry(1, 'vm', 'start', 'no-such-vm');
+    assert.equal(unknown.status, 1);
+    assert.match(unknown.stderr, /no-such-vm/);
     c = await commandDone(await command('cmd1', 'migrate', 2));
     // It prefers node1, which can take it: the move would be undone.
     assert.equal(c.state, 'failed');
@@ -251,6 +280,35 @@ describe('VM controller (three lab nodes, real libvirtd + QEMU)', () => {
     assert.equal(r.error.code, 'invalid');
     assert.equal((await rows(1, 'vm_commands')).length, before);
     await deleteVm('cmd1');
+  });
+
+  test('a_failed_migration_leaves_the_vm_running_where_it_was_with_the_error', async () => {
+    await createVm('mf1');
+    const from = (await waitFor('mf1 placed', async () => {
+      const x = await placement('mf1');
+      return x?.state === 'running' && x;
+    }, { timeoutMs: 30_000, intervalMs: 200 })).node_id;
+    const to = from === 1 ? 2 : 1;
+    // The target refuses the memory stream (QEMU's migration ports).
+    lab('exec', String(to), 'sh', '-c',
+      'nft add table inet haven_test && ' +
+      "nft add chain inet haven_test input '{ type filter hook input priority 0 ; }' && " +
+      'nft add rule inet haven_test input tcp dport 49152-49215 reject with tcp reset');
+    try {
+      const c = await commandDone(await command('mf1', 'migrate', to));
+      assert.equal(c.state, 'failed');
+      assert.ok(c.result.length > 0, 'the command says why');
+      assert.deepEqual(await whereRunning('mf1'), [from], 'it runs where it was');
+      const p = await placement('mf1');
+      assert.equal(p.state, 'running');
+      assert.equal(p.node_id, from);
+      const jobs = await rows(1, 'job_log');
+      assert.ok(jobs.some((j) => /vm 'mf1': live migration .* failed after \d+ ms: .*; it keeps running/.test(j.line)),
+        'the failed migration is recorded with its error');
+    } finally {
+      lab('exec', String(to), 'nft', 'delete', 'table', 'inet', 'haven_test');
+    }
+    await deleteVm('mf1');
   });
 
   test('capacity_exhausted_the_low_priority_vm_waits_with_its_reason', async () => {
@@ -313,23 +371,32 @@ describe('VM controller (three lab nodes, real libvirtd + QEMU)', () => {
   });
 
   test('the_managers_node_lost_mid_migration_the_next_manager_finishes', async () => {
+    // node1 (the manager) takes no VMs, so the evacuation of node2 goes to
+    // node3: a migration between two nodes that both survive.
+    havenctl(2, 'node', 'standby', 'node1');
     await createVm('mig1', { preferred: 2 });
     await waitRunning('mig1', 2);
-    await setNode(2, { state: 'maintenance' });
-    // The moment node1 (the manager) has written the migration: cut node1.
-    await waitFor('mig1 migrating', async () => (await placement('mig1')).state === 'migrating',
-      { timeoutMs: 30_000, intervalMs: 20 });
-    lab('power', '1', 'off');
-    const p = await waitFor('mig1 settled', async () => {
+    havenctl(2, 'node', 'maintenance', 'node2');
+    // The moment node1 has written the migration: cut node1.
+    const m = await waitFor('mig1 migrating', async () => {
       const x = await placement('mig1');
-      return x.state === 'running' && (await whereRunning('mig1')).length === 1 && x;
-    }, { timeoutMs: 60_000, intervalMs: 200 });
-    assert.notEqual(p.node_id, 2, 'it left the node in maintenance');
+      return x.state === 'migrating' && x;
+    }, { timeoutMs: 30_000, intervalMs: 20 });
+    assert.equal(m.target_node_id, 3);
+    lab('power', '1', 'off');
+    await waitRunning('mig1', 3, 60_000);
     const s = await domainCall(2, { request: 'status' });
     assert.equal(s.manager.node_id, 2, 'node2 took over as manager');
-    await setNode(2, { state: 'active' });
+    const jobs = await rows(2, 'job_log');
+    assert.ok(jobs.some((j) => /vm 'mig1': live migration from 'node2' to 'node3' done/.test(j.line)),
+      'the migration itself finished');
+    havenctl(2, 'node', 'active', 'node2');
+    await waitRunning('mig1', 2, 60_000);
     await powerOn(1);
-    await waitRunning('mig1', 2, 90_000);
+    havenctl(2, 'node', 'active', 'node1');
+    await waitFor('node1 is the manager again', async () =>
+      (await domainCall(2, { request: 'status' })).manager?.node_id === 1,
+    { timeoutMs: 30_000, intervalMs: 300 });
     await deleteVm('mig1');
   });
 

@@ -174,7 +174,8 @@ static void object_get(const struct pdu_instance *in, netsnmp_variable_list *vb)
         case OBJECT_SPDU_CTL:
         case OBJECT_OUTLET_STATE:
                 snmp_set_var_typed_integer(vb, ASN_INTEGER,
-                                           o->on ? OUTLET_IMMEDIATE_ON : OUTLET_IMMEDIATE_OFF);
+                                           pdu_outlet_reads_on(o) ? OUTLET_IMMEDIATE_ON
+                                                                  : OUTLET_IMMEDIATE_OFF);
                 break;
         case OBJECT_OUTLET_PENDING:
                 snmp_set_var_typed_integer(vb, ASN_INTEGER,

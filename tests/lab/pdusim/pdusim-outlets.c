@@ -120,7 +120,7 @@ int pdu_save(struct pdu *p) {
                 }
                 if (haven_json_add(entry, "outlet", json_object_new_int((int) o->number)) < 0 ||
                     haven_json_add(entry, "name", json_object_new_string(o->name)) < 0 ||
-                    haven_json_add(entry, "on", json_object_new_boolean(o->on)) < 0)
+                    haven_json_add(entry, "on", json_object_new_boolean(pdu_outlet_reads_on(o))) < 0)
                         return -ENOMEM;
         }
         if (asprintf(&text, "%s\n",
@@ -230,6 +230,10 @@ int pdu_init(struct pdu *p, const struct pdu_options *options) {
                         snprintf(o->name, sizeof o->name, "Outlet %u", o->number);
         }
         return options->state_dir ? load_state(p) : 0;
+}
+
+bool pdu_outlet_reads_on(const struct outlet *o) {
+        return o->on || (o->power_pid > 0 && !o->powered);
 }
 
 /* ==== Power command ==== */

@@ -72,6 +72,12 @@ struct outlet {
         bool powered;
 };
 
+/* What the outlet's state reads: on until a power-off has been carried out.
+ * With a power command, the node behind an outlet switched off still has
+ * power until the command has run; a fence that reads the outlet back
+ * must not see "off" before the node is really off. */
+bool pdu_outlet_reads_on(const struct outlet *o);
+
 struct pdu_options {
         enum pdu_model model;
         char listen_address[64];            /* dotted IPv4 */
