@@ -143,10 +143,13 @@ describe('VM controller (three lab nodes, real libvirtd + QEMU)', () => {
 
   after(async () => {
     const violations = watch ? await watch.stop() : [];
+    const stats = watch?.stats();
     const pids = labProcesses();
     lab('down');
     assert.deepEqual(leftovers(pids), NOTHING_LEFT, 'down leaves nothing behind');
     assert.deepEqual(violations, [], 'no VM ever ran on two nodes');
+    // The watcher really looked, all along (a few rounds a second).
+    assert.ok(stats.rounds > 100, `watcher rounds: ${stats.rounds}`);
   });
 
   test('vms_start_on_their_preferred_nodes_and_report_themselves', async () => {
