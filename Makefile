@@ -31,7 +31,7 @@ CPPFLAGS  += -D_GNU_SOURCE -Idaemons/lib/include
 CFLAGS    += -std=gnu11 $(OPTFLAGS) $(WARNFLAGS) -MMD -MP
 LDFLAGS   += $(SANFLAGS) -Wl,--as-needed
 
-.PHONY: all deps check unit sim fuzz system bench demo lab-down clean lint format
+.PHONY: all deps check unit sim fuzz system bench demo lab-down clean lint format webui webui-check
 .DEFAULT_GOAL := all
 
 # ==== libhaven ====
@@ -189,7 +189,25 @@ $(BUILD)/tests/test-fenced-apc: | $(BUILD)/bin/haven-pdusim
 $(BUILD)/tests/test-httpd: | $(BUILD)/bin/haven-fenced $(BUILD)/bin/haven-fence-apc $(BUILD)/bin/haven-pdusim
 $(BUILD)/tests/test-ctl-vm: | $(BUILD)/bin/havenctl
 
-all: $(PROGRAM_BINS) $(UNIT_BINS)
+all: $(PROGRAM_BINS) $(UNIT_BINS) webui
+
+# ==== Web UI ====
+# webui/: npm ci from the committed lock file (the only step that needs the
+# npm registry), then an offline, reproducible build into webui/dist, which
+# haven-httpd serves (--ui-dir; the lab's services.json points there).
+NPM        ?= npm
+WEBUI_SRCS := $(shell find webui/src webui/scripts -type f 2>/dev/null) webui/build.mjs webui/package.json
+
+webui/node_modules/.package-lock.json: webui/package-lock.json webui/package.json
+	cd webui && $(NPM) ci --no-audit --no-fund
+
+webui/dist/index.html: webui/node_modules/.package-lock.json $(WEBUI_SRCS)
+	cd webui && $(NPM) run build
+
+webui: webui/dist/index.html
+
+webui-check: webui
+	cd webui && $(NPM) run check-i18n && $(NPM) run size
 
 unit: $(UNIT_BINS)
 	tools/run-unit $(UNIT_BINS)
@@ -281,6 +299,7 @@ deps:
 check:
 	$(MAKE) deps
 	$(MAKE) all
+	$(MAKE) webui-check
 	$(MAKE) unit
 	$(MAKE) SANITIZE=1 unit
 	$(MAKE) sim
@@ -320,6 +339,6 @@ format:
 	clang-format -i $(LIB_SRCS) $(wildcard daemons/lib/include/haven/*.h)
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz webui/dist
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
