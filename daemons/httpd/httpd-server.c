@@ -711,6 +711,12 @@ static void mhd_schedule(struct httpd *h) {
                 now = haven_now_usec(CLOCK_MONOTONIC);
         if (timeout_ms > UINT64_MAX / 1000 - now / 1000)
                 timeout_ms = UINT64_MAX / 1000 - now / 1000;
+        /* libmicrohttpd's timeout is mostly a connection's idle timeout,
+         * which moves with every request: with 1 s of slack sd-event keeps
+         * its timer where it is instead of re-arming it on every run. Short
+         * timeouts (work to do soon) stay exact. */
+        (void) sd_event_source_set_time_accuracy(h->timer_source,
+                                                 timeout_ms >= 1000 ? 1000 * 1000 : 1);
         (void) sd_event_source_set_time(h->timer_source,
                                         now + timeout_ms * 1000);
         (void) sd_event_source_set_enabled(h->timer_source, SD_EVENT_ONESHOT);

@@ -159,11 +159,13 @@ describe('the lab power strip', { concurrency: false }, () => {
     assert.match(pduLog(), /v2c community "public": rPDUOutletControlOutletCommand\.3 = 2: refused by access control/);
   });
 
-  test('the_old_masterswitch_table_and_the_device_wide_command_switch_outlets', () => {
+  test('the_old_masterswitch_table_and_the_device_wide_command_switch_outlets', async () => {
     assert.equal(snmpGet(target, OID.sPDUOutletCtlName(3)), 'node3');
     let r = snmpSet(target, OID.sPDUOutletCtl(5), OFF, { version: '1' });
     assert.equal(r.status, 0, r.stderr);
-    assert.equal(snmpGet(target, OID.outletState(5)), OFF);
+    // The outlet reads off once the lab's power command has run.
+    await waitFor('outlet 5 reads off', () => snmpGet(target, OID.outletState(5)) === OFF,
+      { timeoutMs: 5_000, intervalMs: 50 });
     assert.equal(snmpGet(target, OID.sPDUOutletCtl(5)), OFF);
     assert.equal(snmpGet(target, OID.outletCommand(5)), OFF);
     assert.equal(pduOutlet(5).on, false);

@@ -18,11 +18,13 @@
 // target (refused by the domain, nothing written).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { connect } from 'node:net';
 import {
   NOTHING_LEFT, initPid, lab, labProcesses, leftovers, nodeStatus, waitFor,
 } from './lib/lab.mjs';
 import {
-  createCluster as createClusterWith, domainCall, insertOp,
+  LAB_PASSWORD, createCluster as createClusterWith, domainCall, insertOp,
 } from './lib/domain.mjs';
 import { pduOutlet, pduSet } from './lib/pdu.mjs';
 import { havenctl, havenctlTry } from './lib/havenctl.mjs';
@@ -120,6 +122,61 @@ async function fenceable(node, names) {
     e.value?.nodes?.[n]?.ok));
 }
 
+// Logs in to node's haven-httpd (plain HTTP in the lab): the cookie.
+async function login(node) {
+  const r = await fetch(`http://198.18.0.${node}:8001/api/v1/session`, {
+    method: 'POST', headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ name: 'admin', password: LAB_PASSWORD }),
+  });
+  assert.equal(r.status, 200, await r.text());
+  return r.headers.get('set-cookie').split(';')[0];
+}
+
+// Opens the VM's console WebSocket on node's haven-httpd (a raw RFC 6455
+// handshake: this Node has no WebSocket client) and resolves with the
+// payload of the first binary message, as a string.
+function consoleFirstMessage(node, vmId, cookie) {
+  return new Promise((resolve, reject) => {
+    const host = `198.18.0.${node}:8001`;
+    const sock = connect(8001, `198.18.0.${node}`);
+    let buf = Buffer.alloc(0);
+    let upgraded = false;
+    const timer = setTimeout(() => { sock.destroy(); reject(new Error('no console message in 10 s')); }, 10_000);
+    sock.on('connect', () => sock.write([
+      `GET /api/v1/vms/${vmId}/console HTTP/1.1`, `Host: ${host}`, 'Upgrade: websocket',
+      'Connection: Upgrade', `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}`,
+      'Sec-WebSocket-Version: 13', 'Sec-WebSocket-Protocol: binary', `Origin: http://${host}`,
+      `Cookie: ${cookie}`, '', ''].join('\r\n')));
+    sock.on('error', (e) => { clearTimeout(timer); reject(e); });
+    sock.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      if (!upgraded) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const head = buf.subarray(0, end).toString();
+        if (!/^HTTP\/1\.1 101/.test(head)) {
+          clearTimeout(timer);
+          sock.destroy();
+          reject(new Error(`no upgrade: ${head}`));
+          return;
+        }
+        upgraded = true;
+        buf = buf.subarray(end + 4);
+      }
+      if (buf.length < 2) return;
+      const opcode = buf[0] & 0x0f;
+      let len = buf[1] & 0x7f;
+      let off = 2;
+      if (len === 126) { len = buf.readUInt16BE(2); off = 4; }
+      if (buf.length < off + len) return;
+      clearTimeout(timer);
+      sock.destroy();
+      if (opcode !== 2) reject(new Error(`first message opcode ${opcode}`));
+      else resolve(buf.subarray(off, off + len).toString('latin1'));
+    });
+  });
+}
+
 describe('VM controller (three lab nodes, real libvirtd + QEMU)', () => {
   let watch;
 
@@ -171,6 +228,10 @@ describe('VM controller (three lab nodes, real libvirtd + QEMU)', () => {
     assert.equal(web1.state, 'running');
     assert.equal(web1.ha, 'on');
     assert.equal(list.find((x) => x.name === 'pin3').ha, 'sticky');
+    // The console: web1's VNC on node3, opened through node1's haven-httpd
+    // (node to node over the interconnect): QEMU's RFB greeting arrives.
+    const greeting = await consoleFirstMessage(1, await vmId('web1'), await login(1));
+    assert.match(greeting, /^RFB 003\.00\d\n/);
   });
 
   test('power_cut_fences_then_recovers_ha_vms_sticky_waits_and_failback_migrates', async () => {

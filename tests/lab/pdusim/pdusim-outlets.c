@@ -120,7 +120,7 @@ int pdu_save(struct pdu *p) {
                 }
                 if (haven_json_add(entry, "outlet", json_object_new_int((int) o->number)) < 0 ||
                     haven_json_add(entry, "name", json_object_new_string(o->name)) < 0 ||
-                    haven_json_add(entry, "on", json_object_new_boolean(pdu_outlet_reads_on(o))) < 0)
+                    haven_json_add(entry, "on", json_object_new_boolean(o->on)) < 0)
                         return -ENOMEM;
         }
         if (asprintf(&text, "%s\n",
@@ -167,7 +167,7 @@ static int load_entry(struct pdu *p, struct json_object *entry, bool seen[]) {
         o = pdu_outlet(p, number);
         if (!o)
                 return 0;
-        o->on = o->powered = on;
+        o->on = o->powered = o->node_on = on;
         if (!o->name_fixed)
                 snprintf(o->name, sizeof o->name, "%s", name);
         return 0;
@@ -222,7 +222,8 @@ int pdu_init(struct pdu *p, const struct pdu_options *options) {
         for (unsigned i = 0; i < p->n_outlets; i++) {
                 struct outlet *o = &p->outlets[i];
 
-                *o = (struct outlet) { .pdu = p, .number = i + 1, .on = true, .powered = true };
+                *o = (struct outlet) { .pdu = p, .number = i + 1, .on = true, .powered = true,
+                                       .node_on = true };
                 if (options->names[i]) {
                         snprintf(o->name, sizeof o->name, "%s", options->names[i]);
                         o->name_fixed = true;
@@ -233,7 +234,9 @@ int pdu_init(struct pdu *p, const struct pdu_options *options) {
 }
 
 bool pdu_outlet_reads_on(const struct outlet *o) {
-        return o->on || (o->power_pid > 0 && !o->powered);
+        if (!o->pdu->options->power_command)
+                return o->on;
+        return o->on || o->power_pid > 0 || o->node_on;
 }
 
 /* ==== Power command ==== */
@@ -319,6 +322,8 @@ void pdu_reap_children(struct pdu *p) {
                 if (!o)
                         continue;
                 o->power_pid = 0;
+                if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+                        o->node_on = o->powered;
                 if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
                         log_info("Outlet %u (\"%s\"): power command PID %d done",
                                  o->number, o->name, (int) pid);

@@ -70,12 +70,16 @@ struct outlet {
          * state the last command was given (it starts equal to `on`). */
         pid_t power_pid;
         bool powered;
+        /* What the last power command that succeeded did: whether the
+         * node behind the outlet has power now. */
+        bool node_on;
 };
 
-/* What the outlet's state reads: on until a power-off has been carried out.
- * With a power command, the node behind an outlet switched off still has
- * power until the command has run; a fence that reads the outlet back
- * must not see "off" before the node is really off. */
+/* What the outlet's state reads. Without a power command: its state. With
+ * one, "off" only once the outlet is off, no power command is running and
+ * the last one that succeeded switched the node off: a fence that reads
+ * the outlet back must not see "off" while the node still has power (the
+ * lab's power command takes a moment; a failed one leaves the node on). */
 bool pdu_outlet_reads_on(const struct outlet *o);
 
 struct pdu_options {
