@@ -308,7 +308,11 @@ check:
 	$(MAKE) fuzz
 	$(MAKE) system
 
-system: all
+# The system tests' own npm packages (playwright-core for the browser tests).
+tests/system/node_modules/.package-lock.json: tests/system/package-lock.json tests/system/package.json
+	cd tests/system && $(NPM) ci --no-audit --no-fund
+
+system: all tests/system/node_modules/.package-lock.json
 	$(NODE) --test --test-concurrency=1 tests/system/
 
 bench: all

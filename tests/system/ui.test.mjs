@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// The web UI in a real browser: playwright-core driving Debian's chromium
+// (headless) against node1's haven-httpd in a three-node lab cluster with
+// real domaind, fenced, vmd, libvirtd and QEMU. What an administrator
+// sees: the login page, every main page (a screenshot of each, in English
+// and German, saved under tests/system/artifacts/ui/), the dashboard
+// noticing a node's power-off within seconds, a live migration started
+// from the VM table's context menu moving the VM, and the German UI
+// without an English string left. The page must not log an error to its
+// console (noVNC's "secure context" warning on plain HTTP excepted).
+// Bad inputs tried: a wrong password at the login (the page says so and
+// stays there).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { NOTHING_LEFT, ROOT, initPid, lab, labProcesses, leftovers, waitFor } from './lib/lab.mjs';
+import {
+  LAB_PASSWORD, createCluster as createClusterWith, domainCall, insertOp,
+} from './lib/domain.mjs';
+import { createVm, safetyWatcher, whereRunning } from './lib/vm.mjs';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ARTIFACTS = join(HERE, 'artifacts', 'ui');
+const URL = 'http://198.18.0.1:8001/';
+const CHROMIUM = process.env.HAVEN_CHROMIUM ?? '/usr/bin/chromium';
+const en = JSON.parse(readFileSync(join(ROOT, 'webui', 'src', 'locales', 'en.json'), 'utf8'));
+const identical = JSON.parse(readFileSync(join(ROOT, 'webui', 'src', 'locales', 'identical.json'), 'utf8'));
+const PAGES = ['dashboard', 'nodes', 'vms', 'storage', 'networks', 'fencing', 'infrastructure', 'jobs', 'audit'];
+
+async function submit(ops) {
+  const r = await domainCall(1, { request: 'submit', ops, actor: 'test' });
+  if (r.error) throw new Error(JSON.stringify(r.error));
+  return r;
+}
+
+async function rows(table, where) {
+  const r = await domainCall(1, { request: 'query', table, ...(where ? { where } : {}) });
+  if (r.error) throw new Error(JSON.stringify(r.error));
+  return r.rows;
+}
+
+describe('web UI (chromium against a three-node lab cluster)', () => {
+  let browser;
+  let page;
+  let watch;
+  const consoleErrors = [];
+
+  before(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    lab('up', '3');
+    await createClusterWith(3, waitFor);
+    await submit([
+      insertOp('fence_devices', {
+        name: 'pdu1', type: 'apc-snmp', address: '198.18.0.254',
+        parameters: { snmp_version: '2c', community: 'private', outlets: 8 },
+      }),
+      ...[1, 2, 3].map((n) => insertOp('fence_outlets', { node_id: n, device_id: { ref: 0 }, outlet: String(n) })),
+    ]);
+    const nodes = await rows('nodes');
+    await submit(nodes.map((n) => ({ op: 'update', table: 'nodes', id: n.id, values: { state: 'active' } })));
+    await createVm('web1', { memory: 64, ha: 'on', preferred: 2, values: { desired_state: 'running' } });
+    await waitFor('web1 running on node2', async () => (await whereRunning('web1')).join() === '2',
+      { timeoutMs: 60_000, intervalMs: 250 });
+    watch = safetyWatcher();
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+    page = await browser.newPage({ viewport: { width: 1280, height: 900 }, locale: 'en-US' });
+    page.on('console', (m) => {
+      if (m.type() === 'error' && !/secure context/i.test(m.text())) consoleErrors.push(m.text());
+    });
+    page.on('pageerror', (e) => consoleErrors.push(String(e)));
+  });
+
+  after(async () => {
+    await browser?.close();
+    const violations = watch ? await watch.stop() : [];
+    const pids = labProcesses();
+    lab('down');
+    assert.deepEqual(leftovers(pids), NOTHING_LEFT, 'down leaves nothing behind');
+    assert.deepEqual(violations, [], 'no VM ever ran on two nodes');
+  });
+
+  test('login_refuses_a_wrong_password_then_opens_the_dashboard', async () => {
+    await page.goto(URL);
+    await page.getByLabel(en['login.name']).fill('admin');
+    await page.getByLabel(en['login.password']).fill('not-the-password');
+    await page.getByRole('button', { name: en['login.submit'] }).click();
+    await page.getByText(en['login.failed']).waitFor({ timeout: 10_000 });
+    await page.screenshot({ path: join(ARTIFACTS, 'login-failed.png') });
+    await page.getByLabel(en['login.password']).fill(LAB_PASSWORD);
+    await page.getByRole('button', { name: en['login.submit'] }).click();
+    await page.getByRole('heading', { name: en['dash.nodes'] }).waitFor({ timeout: 10_000 });
+    // Three nodes, all online.
+    await waitFor('three nodes online on the dashboard', async () =>
+      (await page.getByText(en['node.online'], { exact: true }).count()) === 3,
+    { timeoutMs: 10_000, intervalMs: 200 });
+  });
+
+  test('every_main_page_renders_in_english_and_german', async () => {
+    for (const lang of ['en', 'de']) {
+      await page.getByLabel(lang === 'en' ? en['shell.language'] : 'Sprache')
+        .selectOption(lang);
+      for (const p of PAGES) {
+        await page.goto(`${URL}#/${p}`);
+        await page.locator('main h1').first().waitFor({ timeout: 10_000 });
+        await page.waitForLoadState('networkidle').catch(() => {});
+        await page.screenshot({ path: join(ARTIFACTS, `${p}-${lang}.png`), fullPage: true });
+      }
+    }
+    assert.deepEqual(consoleErrors, []);
+  });
+
+  test('the_german_ui_has_no_english_string_left', async () => {
+    await page.getByLabel('Sprache').selectOption('de');
+    // Every English text of more than one word that German does not share
+    // on purpose: none may appear on a German page.
+    const english = Object.entries(en)
+      .filter(([k, v]) => !identical.includes(k) && !v.includes('{') && /\s/.test(v.trim()))
+      .map(([, v]) => v);
+    const found = [];
+    for (const p of PAGES) {
+      await page.goto(`${URL}#/${p}`);
+      await page.locator('main h1').first().waitFor({ timeout: 10_000 });
+      await page.waitForLoadState('networkidle').catch(() => {});
+      const text = await page.locator('body').innerText();
+      for (const s of english) if (text.includes(s)) found.push(`${p}: "${s}"`);
+    }
+    assert.deepEqual(found, []);
+    await page.getByLabel('Sprache').selectOption('en');
+  });
+
+  test('live_migrate_from_the_context_menu_moves_the_vm', async () => {
+    await page.goto(`${URL}#/vms`);
+    const row = page.getByRole('row', { name: /web1/ });
+    await row.getByText('node2', { exact: true }).waitFor({ timeout: 10_000 });
+    await row.click({ button: 'right' });
+    await page.getByRole('menuitem', { name: en['vms.migrate-menu'] }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByLabel(en['col.node']).selectOption('node3');
+    await page.screenshot({ path: join(ARTIFACTS, 'vms-migrate-dialog.png') });
+    await dialog.getByRole('button', { name: en['vm.action.migrate'] }).click();
+    await row.getByText('node3', { exact: true }).waitFor({ timeout: 60_000 });
+    assert.deepEqual(await whereRunning('web1'), [3]);
+  });
+
+  test('the_dashboard_shows_a_power_cut_within_seconds', async () => {
+    await page.goto(`${URL}#/dashboard`);
+    await page.getByRole('heading', { name: en['dash.nodes'] }).waitFor({ timeout: 10_000 });
+    await waitFor('three online', async () =>
+      (await page.getByText(en['node.online'], { exact: true }).count()) === 3,
+    { timeoutMs: 10_000, intervalMs: 100 });
+    const t0 = Date.now();
+    lab('power', '3', 'off');
+    await page.getByText(en['node.offline'], { exact: true }).first().waitFor({ timeout: 15_000 });
+    const ms = Date.now() - t0;
+    await page.screenshot({ path: join(ARTIFACTS, 'dashboard-node3-off.png'), fullPage: true });
+    // Corosync notices in about 2.2 s and the page follows at once; the
+    // figure is make bench's (ui.node_loss_visible_ms), not a test bound.
+    console.error(`ui: the dashboard showed node3 offline ${ms} ms after the power cut`);
+    assert.equal(initPid(3), null);
+    assert.deepEqual(consoleErrors, []);
+  });
+});
