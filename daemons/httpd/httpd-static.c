@@ -27,6 +27,7 @@
 
 struct httpd_static {
         int dir_fd;
+        char *dir; /* its path, to open it again when it was replaced */
 };
 
 int httpd_static_new(const char *dir, struct httpd_static **ret) {
@@ -42,14 +43,36 @@ int httpd_static_new(const char *dir, struct httpd_static **ret) {
                 return -ENOMEM;
         }
         s->dir_fd = fd;
+        s->dir = strdup(dir);
+        if (!s->dir) {
+                httpd_static_free(s);
+                return -ENOMEM;
+        }
         *ret = s;
         return 0;
+}
+
+/* A new build of the UI replaces the directory (removed and made again, or
+ * renamed into place): the directory we hold is then gone (no links), and
+ * the one at the path is opened instead. */
+static void reopen_if_replaced(struct httpd_static *s) {
+        struct stat st;
+        int fd;
+
+        if (fstat(s->dir_fd, &st) < 0 || st.st_nlink > 0)
+                return;
+        fd = open(s->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return;
+        safe_close(s->dir_fd);
+        s->dir_fd = fd;
 }
 
 struct httpd_static *httpd_static_free(struct httpd_static *s) {
         if (!s)
                 return NULL;
         safe_close(s->dir_fd);
+        free(s->dir);
         free(s);
         return NULL;
 }
@@ -210,6 +233,7 @@ static int open_path(struct httpd_static *s, const char *path,
         char segment[SEGMENT_MAX + 1];
         const char *p = path;
 
+        reopen_if_replaced(s);
         dir = fcntl(s->dir_fd, F_DUPFD_CLOEXEC, 3);
         if (dir < 0)
                 return -errno;
