@@ -186,7 +186,7 @@ $(foreach t,$(UNIT_NAMES),$(eval $(call unit_template,$(t))))
 # The native APC driver's tests run against the lab's PDU simulator; the
 # API's fencing routes against the real haven-fenced and the simulator.
 $(BUILD)/tests/test-fenced-apc: | $(BUILD)/bin/haven-pdusim
-$(BUILD)/tests/test-httpd: | $(BUILD)/bin/haven-fenced $(BUILD)/bin/haven-fence-apc $(BUILD)/bin/haven-pdusim
+$(BUILD)/tests/test-httpd: | $(BUILD)/bin/haven-fenced $(BUILD)/bin/haven-fence-apc $(BUILD)/bin/haven-pdusim $(BUILD)/bin/haven-domaind
 $(BUILD)/tests/test-ctl-vm: | $(BUILD)/bin/havenctl
 
 all: $(PROGRAM_BINS) $(UNIT_BINS) webui

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: LGPL-2.1-or-later */
 /*
  * haven-domaind's local API: framed JSON requests on a unix socket (submit,
- * status, query, subscribe, status-publish, status-read; see docs/domain.md),
- * each validated against its field policy before it is handled; submissions
- * waiting for their transaction to be applied; subscribers and the events
- * they asked for. Must not: write the store (only delivered transactions do).
+ * status, query, snapshot, subscribe, status-publish, status-read; see
+ * docs/domain.md), each validated against its field policy before it is
+ * handled; submissions waiting for their transaction to be applied;
+ * subscribers and the events they asked for. Must not: write the store
+ * (only delivered transactions do).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -72,8 +73,18 @@ void api_pending_done(struct domain *d, struct pending *p, struct json_object *r
                 p->done(d, p, result, error);
         else if (!p->conn)
                 ;
-        else if (error)
-                (void) send_error(p->conn, p->tag, error->code, error->message, error->field);
+        else if (error) {
+                /* "op": which op of the transaction failed, so a client that
+                 * sent several can say which of its rows was refused. */
+                _cleanup_(json_object_putp) struct json_object *o =
+                        api_error_new(p->tag, error->code, error->message, error->field);
+                struct json_object *e;
+
+                if (o && error->op_index >= 0 && json_object_object_get_ex(o, "error", &e))
+                        (void) haven_json_add(e, "op", json_object_new_int64(error->op_index));
+                if (o)
+                        (void) haven_msg_conn_send(p->conn, o);
+        }
         else {
                 _cleanup_(json_object_putp) struct json_object *o = api_reply_new(p->tag);
                 json_object_object_foreach(result, key, value)
@@ -187,6 +198,10 @@ static const struct haven_json_field query_policy[] = {
         COMMON_FIELDS,
         { .name = "table", .kind = HAVEN_JSON_STRING, .required = true, .min = 1, .max = 64 },
         { .name = "where", .kind = HAVEN_JSON_OBJECT },
+};
+static const struct haven_json_field snapshot_policy[] = {
+        COMMON_FIELDS,
+        { .name = "tables", .kind = HAVEN_JSON_ARRAY, .min = 1, .max = 64 },
 };
 static const struct haven_json_field subscribe_policy[] = {
         COMMON_FIELDS,
@@ -324,6 +339,53 @@ static int handle_query(struct domain *d, struct haven_msg_conn *conn, struct js
         o = api_reply_new(tag);
         haven_json_add(o, "rows", TAKE_PTR(rows));
         return haven_msg_conn_send(conn, o);
+}
+
+/* The replicated content as store_snapshot() takes it (one read, so
+ * consistent), or only the tables named in "tables" (the checksum stays the
+ * whole domain's). A snapshot larger than a message is refused with a
+ * message saying so, not by dropping the connection. */
+static int handle_snapshot(struct domain *d, struct haven_msg_conn *conn, struct json_object *req,
+                           struct json_object *tag) {
+        _cleanup_(json_object_putp) struct json_object *snap = NULL, *o = NULL, *picked = NULL;
+        struct json_object *want = NULL, *all = NULL, *v;
+        int r;
+
+        (void) haven_json_get_array(req, "tables", &want);
+        r = store_snapshot(d->store, &snap);
+        if (r < 0)
+                return send_error(conn, tag, "internal", strerror(-r), NULL);
+        (void) haven_json_get_object(snap, "tables", &all);
+        if (want) {
+                picked = json_object_new_object();
+                if (!picked)
+                        return -ENOMEM;
+                for (size_t i = 0; i < json_object_array_length(want); i++) {
+                        struct json_object *name = json_object_array_get_idx(want, i);
+
+                        if (!json_object_is_type(name, json_type_string) ||
+                            !json_object_object_get_ex(all, json_object_get_string(name), &v))
+                                return send_error(conn, tag, "invalid",
+                                                  "\"tables\" must name tables of the domain",
+                                                  "tables");
+                        if (haven_json_add(picked, json_object_get_string(name),
+                                           json_object_get(v)) < 0)
+                                return -ENOMEM;
+                }
+        }
+        o = api_reply_new(tag);
+        if (!o)
+                return -ENOMEM;
+        json_object_object_foreach(snap, key, value)
+                if (haven_json_add(o, key, json_object_get(streq(key, "tables") && picked
+                                                                   ? picked : value)) < 0)
+                        return -ENOMEM;
+        r = haven_msg_conn_send(conn, o);
+        if (r == -E2BIG)
+                return send_error(conn, tag, "internal",
+                                  "the snapshot is larger than a message of the local API (1 MiB)",
+                                  NULL);
+        return r;
 }
 
 static int handle_subscribe(struct domain *d, struct haven_msg_conn *conn, struct json_object *req,
@@ -468,6 +530,7 @@ static const struct {
         REQUEST("submit", submit),
         REQUEST("status", status),
         REQUEST("query", query),
+        REQUEST("snapshot", snapshot),
         REQUEST("subscribe", subscribe),
         REQUEST("status-publish", status_publish),
         REQUEST("status-read", status_read),

@@ -415,6 +415,8 @@ static const struct haven_json_field cluster_join_policy[] = {
          .required = true,
          .min = 1,
          .max = 256},
+        /* This node's interconnect address (default: its first one). */
+        {.name = "own_address", .kind = HAVEN_JSON_STRING, .min = 2, .max = 45},
 };
 static const struct haven_json_field network_check_policy[] = {
         {.name = "address",
@@ -427,6 +429,16 @@ static const struct haven_json_field network_check_policy[] = {
          .required = true,
          .min = 576,
          .max = 9216},
+};
+
+/* Rows for several collections at once (httpd-batch.c checks each). */
+static const struct haven_json_field batch_policy[] = {
+        {.name = "items",
+         .kind = HAVEN_JSON_ARRAY,
+         .required = true,
+         .min = 1,
+         .max = HTTPD_BATCH_ITEMS_MAX},
+        {.name = "summary", .kind = HAVEN_JSON_STRING, .min = 0, .max = 200},
 };
 
 #define PEM_MAX (64 * 1024)
@@ -791,6 +803,19 @@ static const struct httpd_route routes[] = {
          .params = log_params},
         PAGED(audit, "audit"),
 
+        /* Several rows as one change (what the wizards make) */
+        {.method = HTTPD_POST,
+         .pattern = API "/batch",
+         .handler = httpd_batch,
+         POLICY(batch_policy),
+         .body_max = HTTPD_RESOURCE_BODY_MAX,
+         .flags = now_flag},
+
+        /* The configuration as a file (it holds password hashes) */
+        {.method = HTTPD_GET,
+         .pattern = API "/backup",
+         .handler = httpd_backup_get},
+
         /* Setting up: public while this node is in no cluster */
         {.method = HTTPD_POST,
          .pattern = API "/wizard/cluster-create",
@@ -806,6 +831,10 @@ static const struct httpd_route routes[] = {
          .body_max = HTTPD_LOGIN_BODY_MAX,
          .permission = HTTPD_UNCLUSTERED,
          .secret = true},
+        {.method = HTTPD_GET,
+         .pattern = API "/wizard/interfaces",
+         .handler = httpd_wizard_interfaces,
+         .permission = HTTPD_SETUP},
         {.method = HTTPD_POST,
          .pattern = API "/wizard/network-check",
          .handler = httpd_wizard_network_check,

@@ -92,6 +92,10 @@ enum httpd_error_code httpd_error_from_domaind_code(const char *code) {
                 {"no-quorum", HTTPD_ERROR_NO_QUORUM},
                 {"syncing", HTTPD_ERROR_SYNCING},
                 {"internal", HTTPD_ERROR_INTERNAL},
+                /* a join's: the member refused the password, or did not
+                 * answer */
+                {"denied", HTTPD_ERROR_INVALID},
+                {"unreachable", HTTPD_ERROR_UNAVAILABLE},
                 /* haven-fenced's */
                 {"bad-parameter", HTTPD_ERROR_INVALID},
                 {"unavailable", HTTPD_ERROR_UNAVAILABLE},
@@ -108,6 +112,7 @@ void httpd_error_from_domaind(struct json_object *error,
                               struct httpd_error *ret) {
         const char *code = NULL, *message = NULL, *field = NULL;
         enum httpd_error_code c;
+        int64_t op = -1;
 
         (void) haven_json_get_string(error, "code", &code);
         (void) haven_json_get_string(error, "message", &message);
@@ -118,6 +123,11 @@ void httpd_error_from_domaind(struct json_object *error,
                 httpd_error_set(ret, c, field, NULL);
         else
                 httpd_error_set(ret, c, field, "%s", message);
+        if (haven_json_get_int64(error, "op", &op) >= 0 && op >= 0 &&
+            op < INT32_MAX)
+                ret->op = (unsigned) op + 1;
+        if (code)
+                snprintf(ret->peer_code, sizeof ret->peer_code, "%s", code);
 }
 
 void httpd_error_from_errno(int error, struct httpd_error *ret) {

@@ -104,7 +104,16 @@ static void on_clustered(struct httpd_request *r, struct json_object *reply,
 
         httpd_wizard_refresh(w);
         if (error) {
-                httpd_reply_error(r, error);
+                struct httpd_error e = *error;
+
+                /* A join's refusals, said at the field the person fixes:
+                 * the member refused the password, or never answered at
+                 * the address given. */
+                if (!e.field[0] && streq(e.peer_code, "denied"))
+                        snprintf(e.field, sizeof e.field, "password");
+                else if (!e.field[0] && streq(e.peer_code, "unreachable"))
+                        snprintf(e.field, sizeof e.field, "address");
+                httpd_reply_error(r, &e);
                 return;
         }
         log_info("This node is in cluster %s now (%s)",

@@ -112,6 +112,11 @@ struct httpd_error {
         char field[HTTPD_FIELD_MAX]; /* "" = none (JSON null) */
         unsigned retry_after_sec;    /* 0 = no Retry-After header */
         char allow[64];              /* 405: the Allow header */
+        /* haven-domaind's "op": 1 + the index of the op of a transaction
+         * that was refused; 0 = not known (never answered to clients). */
+        unsigned op;
+        /* The code the other daemon answered ("denied"), "" if none. */
+        char peer_code[24];
 };
 
 /* Fills *e: code, field (NULL or "" for none; cut to fit), and a message
@@ -121,10 +126,11 @@ void httpd_error_set(struct httpd_error *e, enum httpd_error_code code,
 unsigned httpd_error_status(enum httpd_error_code code);
 const char *httpd_error_code_to_string(enum httpd_error_code code);
 /* haven-domaind's error codes (invalid, conflict, not-found, no-quorum,
- * syncing, internal) and haven-fenced's (bad-parameter is invalid,
- * unavailable); anything else is HTTPD_ERROR_INTERNAL. */
+ * syncing, internal; a join's denied is invalid, unreachable unavailable)
+ * and haven-fenced's (bad-parameter is invalid, unavailable); anything
+ * else is HTTPD_ERROR_INTERNAL. */
 enum httpd_error_code httpd_error_from_domaind_code(const char *code);
-/* An "error" object of a domaind reply (code, message, field) as ours;
+/* An "error" object of a domaind reply (code, message, field, op) as ours;
  * syncing gets Retry-After. Any missing piece falls back to defaults. */
 void httpd_error_from_domaind(struct json_object *error,
                               struct httpd_error *ret);
@@ -890,6 +896,53 @@ struct httpd_ping_result {
  * exit_status is ping's. Never fails: unknown output gives ok false. */
 void httpd_ping_parse(const char *output, int exit_status,
                       struct httpd_ping_result *ret);
+
+/* ==== This node's network interfaces (httpd-interfaces.c) ==== */
+
+#define HTTPD_INTERFACES_MAX 256u
+
+struct ifaddrs;
+
+/* This node's network interfaces (pure but for reading files below
+ * sysfs_dir): one directory per interface in sysfs_dir (/sys/class/net:
+ * address, operstate, carrier, speed, mtu, type, uevent, and the entries
+ * device, bonding, bridge, master) with its addresses from addrs
+ * (getifaddrs(3)'s list; NULL: none). *ret is new: {"interfaces": [{"name",
+ * "mac", "kind" (physical, bond, bridge, vlan, loopback, virtual), "link"
+ * (up, down), "operstate", "speed_mbps", "mtu", "master", "addresses":
+ * [{"address", "prefix", "family"}]}]}, sorted by name; a value that cannot
+ * be read (or makes no sense) is null. Names that are not printable ASCII
+ * are skipped. Returns 0, -ENOENT/-ENOTDIR for a missing sysfs_dir, -E2BIG
+ * beyond HTTPD_INTERFACES_MAX interfaces, -ENOMEM. */
+int httpd_interfaces_build(const char *sysfs_dir, const struct ifaddrs *addrs,
+                           struct json_object **ret);
+/* GET /api/v1/wizard/interfaces: the above for /sys/class/net and
+ * getifaddrs(), with "hostname". No program is run. */
+int httpd_wizard_interfaces(struct httpd_request *r);
+
+/* ==== Configuration backup (httpd-backup.c) ==== */
+
+/* The tables a backup holds: the configuration an administrator made
+ * (not the history: audit, jobs, requests, commands, alerts, placements),
+ * NULL-terminated. */
+extern const char *const httpd_backup_tables[];
+/* GET /api/v1/backup: haven-domaind's snapshot of those tables, consistent
+ * (one read), as a file download (Content-Disposition: attachment). It
+ * holds the administrators' password hashes and the mail relay's password:
+ * what a restore needs. Logged with who took it. */
+int httpd_backup_get(struct httpd_request *r);
+
+/* ==== Several rows at once (httpd-batch.c) ==== */
+
+#define HTTPD_BATCH_ITEMS_MAX 32u
+
+/* POST /api/v1/batch: rows added ({"resource", "values"}) and changed
+ * ({"resource", "id", "version", "values"}) as one transaction, or one
+ * staged change unless ?now=1. Each item is checked against its route's
+ * policy and its resource's check, as if posted alone; a row id field may be
+ * {"ref": N}: the id item N (an addition before it) gets. Errors name
+ * "items/N/FIELD" (also the domain's refusals of an applied batch). */
+int httpd_batch(struct httpd_request *r);
 
 /* ==== Console (httpd-console.c) ==== */
 

@@ -11,10 +11,12 @@
  * Debian's fence-agents for the agent list and metadata; ping for the
  * network check. Test doubles, and why: haven-domaind needs corosync for
  * anything but reads, so a stand-in on a real haven/msg.h socket answers
- * its protocol (docs/domain.md: status, query, submit with insert, update,
- * delete, stage, activate and discard, the status map, subscribe,
- * cluster-create/-join, node-remove) from tables in memory (the lab's
- * system tests run the real one); QEMU's VNC server is a local TCP server
+ * its protocol (docs/domain.md: status, query, snapshot, submit with
+ * insert, update, delete, stage, activate and discard, refs and the failing
+ * op's index, the status map, subscribe, cluster-create/-join,
+ * node-remove) from tables in memory (the lab's system tests run the real
+ * one; the real one answers the snapshot request here, since reads need no
+ * corosync); QEMU's VNC server is a local TCP server
  * that greets like RFB and echoes (the lab runs real VMs). Pure
  * parts (path decoding, sessions, throttling, Accept-Encoding, hashed
  * names, the diff, the dashboard, samples, ping output, the fencing
@@ -49,7 +51,11 @@
  *     not-found, syncing, internal, an unknown code, no answer at all,
  *     haven-domaind and haven-fenced gone;
  *   setup: cluster-create and -join once in a cluster, network checks
- *     beyond the MTU range, to a name, to nowhere;
+ *     beyond the MTU range, to a name, to nowhere, a join's own address
+ *     that is too short; sysfs trees with odd entries (see
+ *     interfaces_are_read_from_sysfs_and_getifaddrs);
+ *   batches: see batch_errors_name_the_item_and_field; snapshots: see
+ *     real_domaind_answers_snapshot_requests;
  *   certificates: garbage, a key of another certificate, an expired one;
  *   consoles: no Upgrade, a wrong version, a bad key, a foreign Origin, a
  *     VM that runs nowhere or has no VNC port, a splice without or with a
@@ -70,6 +76,7 @@
 #include <arpa/inet.h>
 #include <crypt.h>
 #include <fcntl.h>
+#include <ifaddrs.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -138,7 +145,7 @@ struct fixture {
         struct httpd_config config, config2;
         struct httpd *httpd, *httpd2;
         uint16_t port, port2;
-        pid_t fenced, pdusim, vnc_child;
+        pid_t fenced, pdusim, vnc_child, domaind;
         uint16_t pdusim_port;
 };
 
@@ -244,6 +251,24 @@ static int standin_error(struct haven_msg_conn *conn, struct json_object *req,
         return standin_send(conn, req, o);
 }
 
+/* The same, naming the op of a transaction that failed (op >= 0), as
+ * domaind does. */
+static int standin_error_op(struct haven_msg_conn *conn,
+                            struct json_object *req, const char *code,
+                            const char *message, const char *field, int op) {
+        _cleanup_(json_object_putp) struct json_object *o =
+                json_object_new_object();
+        struct json_object *e = json_object_new_object();
+
+        json_object_object_add(e, "code", json_object_new_string(code));
+        json_object_object_add(e, "message", json_object_new_string(message));
+        json_object_object_add(e, "field", haven_json_string_or_null(field));
+        if (op >= 0)
+                json_object_object_add(e, "op", json_object_new_int64(op));
+        json_object_object_add(o, "error", e);
+        return standin_send(conn, req, o);
+}
+
 /* Sends event to every subscriber of every node. */
 static void standin_broadcast(struct fixture *f, struct json_object *event) {
         for (size_t n = 0; n < STANDINS_MAX; n++)
@@ -298,6 +323,7 @@ struct txn {
         struct json_object *touched; /* table names */
         const char *code, *field;
         char message[128];
+        int op; /* the top-level op that failed, or -1 */
 };
 
 static int txn_fail(struct txn *t, const char *code, const char *field,
@@ -450,6 +476,7 @@ static int txn_op(struct txn *t, struct json_object *op, int64_t *ret_id) {
                 }
                 if (r < 0) {
                         json_object_put(job);
+                        t->op = -1;
                         return r;
                 }
                 json_object_object_add(t->tables, "staged_changes",
@@ -507,15 +534,46 @@ static int txn_op(struct txn *t, struct json_object *op, int64_t *ret_id) {
         return 0;
 }
 
+/* op with each {"ref": N} of its values as the id op N made (results),
+ * as the domain resolves them. A new reference. */
+static struct json_object *op_resolved(struct json_object *op,
+                                       struct json_object *results) {
+        struct json_object *copy = NULL, *values;
+
+        assert_int_equal(json_object_deep_copy(op, &copy, NULL), 0);
+        if (haven_json_get_object(copy, "values", &values) < 0)
+                return copy;
+        json_object_object_foreach(values, key, value) {
+                int64_t n, id = 0;
+
+                if (!json_object_is_type(value, json_type_object) ||
+                    haven_json_get_int64(value, "ref", &n) < 0)
+                        continue;
+                assert_true(n >= 0 &&
+                            (size_t) n < json_object_array_length(results));
+                (void) haven_json_get_int64(
+                        json_object_array_get_idx(results, (size_t) n), "id",
+                        &id);
+                json_object_object_add(values, key, json_object_new_int64(id));
+        }
+        return copy;
+}
+
 static int txn_apply(struct txn *t, struct json_object *ops,
                      struct json_object *results) {
         for (size_t i = 0; i < json_object_array_length(ops); i++) {
+                _cleanup_(json_object_putp) struct json_object *op =
+                        op_resolved(json_object_array_get_idx(ops, i),
+                                    results);
                 struct json_object *result;
                 int64_t id;
-                int r = txn_op(t, json_object_array_get_idx(ops, i), &id);
+                int r = txn_op(t, op, &id);
 
-                if (r < 0)
+                if (r < 0) {
+                        if (t->op < 0)
+                                t->op = (int) i;
                         return r;
+                }
                 result = json_object_new_object();
                 if (id)
                         json_object_object_add(result, "id",
@@ -539,7 +597,8 @@ static int standin_commit(struct fixture *f, struct json_object *ops,
         *ret_txn = (struct txn){.tables = copy,
                                 .version = d->version + 1,
                                 .actor = actor,
-                                .touched = json_object_new_array()};
+                                .touched = json_object_new_array(),
+                                .op = -1};
         results = json_object_new_array();
         r = txn_apply(ret_txn, ops, results);
         if (r < 0) {
@@ -583,7 +642,8 @@ static int standin_submit(struct standin *s, struct haven_msg_conn *conn,
         (void) haven_json_get_array(req, "ops", &ops);
         (void) haven_json_get_string(req, "actor", &actor);
         if (standin_commit(s->fixture, ops, actor, &results, &t) < 0)
-                return standin_error(conn, req, t.code, t.message, t.field);
+                return standin_error_op(conn, req, t.code, t.message, t.field,
+                                        t.op);
         json_object_object_add(o, "version", json_object_new_int64(d->version));
         json_object_object_add(o, "results", results);
         return standin_send(conn, req, o);
@@ -705,6 +765,74 @@ static int standin_status_read(struct standin *s, struct haven_msg_conn *conn,
         return standin_send(conn, req, o);
 }
 
+/* domaind's snapshot of the tables named (all known ones without
+ * "tables"): {version, checksum, tables: {name: {columns, rows}}}, the
+ * columns those of the rows (id and version first). */
+static int standin_snapshot(struct standin *s, struct haven_msg_conn *conn,
+                            struct json_object *req) {
+        struct standin_data *d = &s->fixture->domain;
+        _cleanup_(json_object_putp) struct json_object *o =
+                json_object_new_object();
+        struct json_object *want = NULL, *tables = json_object_new_object();
+
+        d->n_queries++;
+        json_object_put(d->last_submit);
+        d->last_submit = json_object_get(req);
+        (void) haven_json_get_array(req, "tables", &want);
+        for (size_t i = 0; known_tables[i]; i++) {
+                struct json_object *rows = table_rows(d->tables,
+                                                      known_tables[i]),
+                                   *columns = json_object_new_array(),
+                                   *cells = json_object_new_array(), *t;
+                bool wanted = !want;
+
+                for (size_t k = 0; want && k < json_object_array_length(want);
+                     k++)
+                        if (streq(json_object_get_string(
+                                          json_object_array_get_idx(want, k)),
+                                  known_tables[i]))
+                                wanted = true;
+                if (!wanted) {
+                        json_object_put(columns);
+                        json_object_put(cells);
+                        continue;
+                }
+                if (json_object_array_length(rows) > 0) {
+                        json_object_object_foreach(
+                                json_object_array_get_idx(rows, 0), key, v) {
+                                (void) v;
+                                json_object_array_add(
+                                        columns, json_object_new_string(key));
+                        }
+                }
+                for (size_t r = 0; r < json_object_array_length(rows); r++) {
+                        struct json_object *row = json_object_new_array();
+
+                        for (size_t c = 0;
+                             c < json_object_array_length(columns); c++)
+                                json_object_array_add(
+                                        row,
+                                        json_object_get(json_object_object_get(
+                                                json_object_array_get_idx(rows,
+                                                                          r),
+                                                json_object_get_string(
+                                                        json_object_array_get_idx(
+                                                                columns,
+                                                                c)))));
+                        json_object_array_add(cells, row);
+                }
+                t = json_object_new_object();
+                json_object_object_add(t, "columns", columns);
+                json_object_object_add(t, "rows", cells);
+                json_object_object_add(tables, known_tables[i], t);
+        }
+        json_object_object_add(o, "version", json_object_new_int64(d->version));
+        json_object_object_add(o, "checksum",
+                               json_object_new_string("00000000000000ab"));
+        json_object_object_add(o, "tables", tables);
+        return standin_send(conn, req, o);
+}
+
 static int standin_cluster(struct standin *s, struct haven_msg_conn *conn,
                            struct json_object *req, bool create) {
         struct fixture *f = s->fixture;
@@ -715,6 +843,26 @@ static int standin_cluster(struct standin *s, struct haven_msg_conn *conn,
         const char *name = "joined";
         struct txn t;
 
+        json_object_put(f->domain.last_submit);
+        f->domain.last_submit = json_object_get(req);
+        /* A join the member refuses, or whose member does not answer (the
+         * fresh node's domaind says so without a field). */
+        if (!create) {
+                const char *password = "", *address = "";
+
+                (void) haven_json_get_string(req, "password", &password);
+                (void) haven_json_get_string(req, "address", &address);
+                if (streq(password, "wrong"))
+                        return standin_error(conn, req, "denied",
+                                             "wrong administrator name or "
+                                             "password",
+                                             NULL);
+                if (streq(address, "198.18.0.99"))
+                        return standin_error(conn, req, "unreachable",
+                                             "could not reach the member: no "
+                                             "answer in time",
+                                             NULL);
+        }
         (void) haven_json_get_string(req, "name", &name);
         if (json_object_array_length(table_rows(f->domain.tables, "cluster")) >
             0)
@@ -729,7 +877,6 @@ static int standin_cluster(struct standin *s, struct haven_msg_conn *conn,
                 return standin_error(conn, req, t.code, t.message, t.field);
         json_object_object_add(o, "cluster", json_object_new_string(name));
         json_object_object_add(o, "node_id", json_object_new_int64(s->node_id));
-        (void) create;
         return standin_send(conn, req, o);
 }
 
@@ -798,6 +945,8 @@ static int standin_handler(struct haven_msg_conn *conn, struct json_object *req,
                 return standin_status(s, conn, req);
         if (streq(name, "query"))
                 return standin_query(s, conn, req);
+        if (streq(name, "snapshot"))
+                return standin_snapshot(s, conn, req);
         if (streq(name, "submit"))
                 return standin_submit(s, conn, req);
         if (streq(name, "status-read"))
@@ -1026,7 +1175,7 @@ static int setup(void **state) {
                 snprintf(f->node[n].path, sizeof f->node[n].path, "%s",
                          n == 0 ? f->socket : f->socket2);
         }
-        f->fenced = f->pdusim = f->vnc_child = -1;
+        f->fenced = f->pdusim = f->vnc_child = f->domaind = -1;
         standin_start(f);
 
         httpd_config_init(&f->config);
@@ -1064,6 +1213,7 @@ static int teardown(void **state) {
         child_stop(&f->fenced);
         child_stop(&f->pdusim);
         child_stop(&f->vnc_child);
+        child_stop(&f->domaind);
         for (size_t n = 0; n < STANDINS_MAX; n++)
                 standin_stop_node(f, n);
         json_object_put(f->domain.tables);
@@ -5080,6 +5230,731 @@ static void ping_output_is_read(void **state) {
         assert_false(p.ok);
 }
 
+/* ==== This node's interfaces ==== */
+
+/* A file below dir (made with its directories). */
+static void sys_file(const char *dir, const char *name, const char *text) {
+        char path[512];
+
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        for (char *p = path + strlen(dir) + 1; *p; p++)
+                if (*p == '/') {
+                        *p = '\0';
+                        (void) mkdir(path, 0755);
+                        *p = '/';
+                }
+        write_file(dir, name, text);
+}
+
+static void sys_dir(const char *dir, const char *name) {
+        char path[512];
+
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        assert_int_equal(mkdir(path, 0755), 0);
+}
+
+/* The interface name of a builder's answer (borrowed), or NULL. */
+static struct json_object *interface_named(struct json_object *o,
+                                           const char *name) {
+        struct json_object *list = array_of(o, "interfaces");
+
+        for (size_t i = 0; i < json_object_array_length(list); i++) {
+                struct json_object *x = json_object_array_get_idx(list, i);
+
+                if (streq(string_of(x, "name"), name))
+                        return x;
+        }
+        return NULL;
+}
+
+static bool is_null(struct json_object *o, const char *key) {
+        struct json_object *v = (struct json_object *) 1;
+
+        assert_true(json_object_object_get_ex(o, key, &v));
+        return v == NULL;
+}
+
+/* One getifaddrs(3) entry: name, an address and its prefix. */
+struct fake_ifaddr {
+        struct ifaddrs ifa;
+        struct sockaddr_storage addr, mask;
+};
+
+static void fake_ifaddr(struct fake_ifaddr *x, struct fake_ifaddr *next,
+                        const char *name, int family, const char *address,
+                        unsigned prefix) {
+        unsigned char *m;
+        size_t bytes;
+
+        *x = (struct fake_ifaddr){};
+        x->ifa.ifa_next = next ? &next->ifa : NULL;
+        x->ifa.ifa_name = (char *) name;
+        x->ifa.ifa_addr = (struct sockaddr *) &x->addr;
+        x->ifa.ifa_netmask = (struct sockaddr *) &x->mask;
+        x->addr.ss_family = x->mask.ss_family = (sa_family_t) family;
+        if (family == AF_INET) {
+                assert_int_equal(
+                        inet_pton(AF_INET, address,
+                                  &((struct sockaddr_in *) &x->addr)->sin_addr),
+                        1);
+                m = (unsigned char *) &((struct sockaddr_in *) &x->mask)
+                            ->sin_addr;
+                bytes = 4;
+        } else if (family == AF_INET6) {
+                assert_int_equal(inet_pton(AF_INET6, address,
+                                           &((struct sockaddr_in6 *) &x->addr)
+                                                    ->sin6_addr),
+                                 1);
+                m = (unsigned char *) &((struct sockaddr_in6 *) &x->mask)
+                            ->sin6_addr;
+                bytes = 16;
+        } else {
+                x->ifa.ifa_netmask = NULL;
+                return;
+        }
+        for (size_t i = 0; i < bytes; i++) {
+                unsigned bits = prefix > 8 ? 8 : prefix;
+
+                m[i] = (unsigned char) (0xff00u >> bits);
+                prefix -= bits;
+        }
+}
+
+/* Bad inputs tried: a name with a space and one of 16 characters (both
+ * skipped), a plain file among the interfaces (bonding_masters), a MAC in
+ * capitals and one of garbage, an operstate with capitals, no carrier file
+ * (an interface that is down), speed -1, a speed past any NIC, an MTU of
+ * letters, a master link to a bad name, addresses of other families, of
+ * other interfaces and without an address, a missing directory, more
+ * interfaces than the limit. */
+static void interfaces_are_read_from_sysfs_and_getifaddrs(void **state) {
+        struct fixture *f = *state;
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        struct fake_ifaddr a[6];
+        struct json_object *x, *addrs;
+        char net[128], path[256];
+
+        snprintf(net, sizeof net, "%s/net", f->dir);
+        assert_int_equal(mkdir(net, 0755), 0);
+        /* A NIC with a cable. */
+        sys_file(net, "eth0/address", "52:54:00:aa:bb:01\n");
+        sys_file(net, "eth0/operstate", "up\n");
+        sys_file(net, "eth0/carrier", "1\n");
+        sys_file(net, "eth0/speed", "10000\n");
+        sys_file(net, "eth0/mtu", "9000\n");
+        sys_file(net, "eth0/type", "1\n");
+        sys_file(net, "eth0/uevent", "INTERFACE=eth0\nIFINDEX=2\n");
+        sys_dir(net, "eth0/device");
+        /* One without (the kernel refuses to read carrier then), in a
+         * bond. */
+        sys_file(net, "eth1/address", "52:54:00:AA:BB:02\n");
+        sys_file(net, "eth1/operstate", "down\n");
+        sys_file(net, "eth1/speed", "-1\n");
+        sys_file(net, "eth1/mtu", "1500\n");
+        sys_file(net, "eth1/type", "1\n");
+        sys_dir(net, "eth1/device");
+        snprintf(path, sizeof path, "%s/eth1/master", net);
+        assert_int_equal(symlink("../../devices/virtual/net/bond0", path), 0);
+        /* The bond, a VLAN on it, a bridge, a veth, the loopback. */
+        sys_file(net, "bond0/operstate", "up\n");
+        sys_file(net, "bond0/carrier", "1\n");
+        sys_file(net, "bond0/mtu", "9000\n");
+        sys_file(net, "bond0/uevent", "DEVTYPE=bond\nINTERFACE=bond0\n");
+        sys_dir(net, "bond0/bonding");
+        sys_file(net, "bond0.100/operstate", "lowerlayerdown\n");
+        sys_file(net, "bond0.100/carrier", "0\n");
+        sys_file(net, "bond0.100/uevent", "DEVTYPE=vlan\nINTERFACE=bond0.100\n");
+        sys_file(net, "bond0.100/speed", "99999999999999999999\n");
+        sys_file(net, "bond0.100/mtu", "abc\n");
+        sys_dir(net, "br0");
+        sys_dir(net, "br0/bridge");
+        sys_file(net, "br0/operstate", "UP\n");
+        sys_file(net, "br0/address", "zz:zz\n");
+        snprintf(path, sizeof path, "%s/br0/master", net);
+        assert_int_equal(symlink("../bad name", path), 0);
+        sys_file(net, "veth0/operstate", "up\n");
+        sys_file(net, "veth0/carrier", "1\n");
+        sys_file(net, "veth0/speed", "10000\n");
+        sys_file(net, "lo/type", "772\n");
+        sys_file(net, "lo/operstate", "unknown\n");
+        sys_file(net, "lo/carrier", "1\n");
+        sys_file(net, "lo/mtu", "65536\n");
+        sys_file(net, "lo/address", "00:00:00:00:00:00\n");
+        /* Not interfaces. */
+        sys_dir(net, "bad name");
+        sys_dir(net, "sixteen-chars-xx");
+        write_file(net, "bonding_masters", "bond0\n");
+
+        fake_ifaddr(&a[5], NULL, "lo", AF_INET, "127.0.0.1", 8);
+        fake_ifaddr(&a[4], &a[5], "eth9", AF_INET, "198.18.0.9", 24);
+        fake_ifaddr(&a[3], &a[4], "eth0", AF_PACKET, NULL, 0);
+        fake_ifaddr(&a[2], &a[3], "eth0", AF_INET6, "fe80::1", 64);
+        fake_ifaddr(&a[1], &a[2], "eth0", AF_INET, "198.18.0.1", 24);
+        fake_ifaddr(&a[0], &a[1], "eth0", AF_INET, "198.18.1.1", 16);
+        a[0].ifa.ifa_addr = NULL; /* an entry without an address */
+
+        assert_int_equal(httpd_interfaces_build(net, &a[0].ifa, &o), 0);
+        assert_int_equal(json_object_array_length(array_of(o, "interfaces")),
+                         7);
+        /* Sorted by name. */
+        assert_string_equal(
+                string_of(json_object_array_get_idx(array_of(o, "interfaces"),
+                                                    0),
+                          "name"),
+                "bond0");
+
+        x = interface_named(o, "eth0");
+        assert_non_null(x);
+        assert_string_equal(string_of(x, "mac"), "52:54:00:aa:bb:01");
+        assert_string_equal(string_of(x, "kind"), "physical");
+        assert_string_equal(string_of(x, "link"), "up");
+        assert_string_equal(string_of(x, "operstate"), "up");
+        assert_int_equal(int_of(x, "speed_mbps"), 10000);
+        assert_int_equal(int_of(x, "mtu"), 9000);
+        assert_true(is_null(x, "master"));
+        addrs = array_of(x, "addresses");
+        assert_int_equal(json_object_array_length(addrs), 2);
+        assert_string_equal(
+                string_of(json_object_array_get_idx(addrs, 0), "address"),
+                "198.18.0.1");
+        assert_int_equal(int_of(json_object_array_get_idx(addrs, 0), "prefix"),
+                         24);
+        assert_int_equal(int_of(json_object_array_get_idx(addrs, 0), "family"),
+                         4);
+        assert_string_equal(
+                string_of(json_object_array_get_idx(addrs, 1), "address"),
+                "fe80::1");
+        assert_int_equal(int_of(json_object_array_get_idx(addrs, 1), "prefix"),
+                         64);
+
+        x = interface_named(o, "eth1");
+        assert_true(is_null(x, "mac")); /* sysfs writes lowercase */
+        assert_string_equal(string_of(x, "link"), "down");
+        assert_true(is_null(x, "speed_mbps"));
+        assert_string_equal(string_of(x, "master"), "bond0");
+        assert_int_equal(json_object_array_length(array_of(x, "addresses")),
+                         0);
+
+        x = interface_named(o, "bond0");
+        assert_string_equal(string_of(x, "kind"), "bond");
+        assert_string_equal(string_of(x, "link"), "up");
+        x = interface_named(o, "bond0.100");
+        assert_string_equal(string_of(x, "kind"), "vlan");
+        assert_string_equal(string_of(x, "link"), "down");
+        assert_string_equal(string_of(x, "operstate"), "lowerlayerdown");
+        assert_true(is_null(x, "speed_mbps"));
+        assert_true(is_null(x, "mtu"));
+        x = interface_named(o, "br0");
+        assert_string_equal(string_of(x, "kind"), "bridge");
+        assert_true(is_null(x, "operstate"));
+        assert_string_equal(string_of(x, "link"), "down");
+        assert_true(is_null(x, "mac"));
+        assert_true(is_null(x, "master"));
+        x = interface_named(o, "veth0");
+        assert_string_equal(string_of(x, "kind"), "virtual");
+        x = interface_named(o, "lo");
+        assert_string_equal(string_of(x, "kind"), "loopback");
+        assert_string_equal(string_of(x, "link"), "up");
+        assert_int_equal(int_of(x, "mtu"), 65536);
+        assert_int_equal(json_object_array_length(array_of(x, "addresses")),
+                         1);
+        assert_null(interface_named(o, "bad name"));
+        assert_null(interface_named(o, "bonding_masters"));
+        json_object_put(TAKE_PTR(o));
+
+        /* No sysfs; no addresses at all. */
+        snprintf(path, sizeof path, "%s/nowhere", f->dir);
+        assert_int_equal(httpd_interfaces_build(path, NULL, &o), -ENOENT);
+        assert_int_equal(httpd_interfaces_build(net, NULL, &o), 0);
+        assert_int_equal(
+                json_object_array_length(array_of(
+                        interface_named(o, "eth0"), "addresses")),
+                0);
+        json_object_put(TAKE_PTR(o));
+        /* More than the limit. */
+        for (unsigned i = 0; i < HTTPD_INTERFACES_MAX; i++) {
+                char name[32];
+
+                snprintf(name, sizeof name, "dummy%u", i);
+                sys_dir(net, name);
+        }
+        assert_int_equal(httpd_interfaces_build(net, NULL, &o), -E2BIG);
+}
+
+static void interfaces_need_a_session_in_a_cluster(void **state) {
+        struct fixture *f = *state;
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        struct json_object *lo = NULL, *list, *addrs;
+        struct session s;
+        unsigned queries;
+
+        start(f);
+        call_error(f, "GET", "/api/v1/wizard/interfaces", NULL, NULL, 401,
+                   "unauthorized", NULL);
+        login(f, &s);
+        queries = f->domain.n_queries;
+        o = call(f, "GET", "/api/v1/wizard/interfaces", &s, NULL, 200);
+        list = array_of(o, "interfaces");
+        for (size_t i = 0; i < json_object_array_length(list); i++)
+                if (streq(string_of(json_object_array_get_idx(list, i), "name"),
+                          "lo"))
+                        lo = json_object_array_get_idx(list, i);
+        assert_non_null(lo);
+        assert_string_equal(string_of(lo, "kind"), "loopback");
+        assert_string_equal(string_of(lo, "link"), "up");
+        addrs = array_of(lo, "addresses");
+        assert_true(json_object_array_length(addrs) >= 1);
+        assert_string_equal(
+                string_of(json_object_array_get_idx(addrs, 0), "address"),
+                "127.0.0.1");
+        assert_int_equal(int_of(json_object_array_get_idx(addrs, 0), "prefix"),
+                         8);
+        assert_non_null(string_of(o, "hostname"));
+        /* Read here, not from the domain. */
+        assert_int_equal(f->domain.n_queries, queries);
+}
+
+static void interfaces_are_public_while_unclustered(void **state) {
+        struct fixture *f = *state;
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+
+        /* A fresh node: anybody on the network may look (it has nothing
+         * to hide yet, and nobody to log in as). */
+        table_set(f, "cluster", "[]");
+        start(f);
+        o = call(f, "GET", "/api/v1/wizard/interfaces", NULL, NULL, 200);
+        assert_true(json_object_array_length(array_of(o, "interfaces")) >= 1);
+}
+
+/* ==== The configuration backup ==== */
+
+/* The table's rows of a backup (borrowed), checking its columns. */
+static struct json_object *backup_rows(struct json_object *backup,
+                                       const char *table,
+                                       struct json_object **ret_columns) {
+        struct json_object *tables, *t;
+
+        assert_int_equal(haven_json_get_object(backup, "tables", &tables), 0);
+        if (!json_object_object_get_ex(tables, table, &t))
+                return NULL;
+        *ret_columns = array_of(t, "columns");
+        return array_of(t, "rows");
+}
+
+static void backup_is_the_configuration_as_a_file(void **state) {
+        struct fixture *f = *state;
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        struct json_object *rows, *columns = NULL, *asked;
+        struct response r;
+        struct session s;
+        char buf[256];
+        bool hash_kept = false;
+        size_t n = 0;
+
+        start(f);
+        call_error(f, "GET", "/api/v1/backup", NULL, NULL, 401, "unauthorized",
+                   NULL);
+        login(f, &s);
+        http(f, "GET", "/api/v1/backup", &s, NULL, NULL, &r);
+        assert_int_equal(r.status, 200);
+        assert_non_null(header(&r, "Content-Disposition", buf, sizeof buf));
+        assert_string_equal(buf,
+                            "attachment; filename=\"haven-backup-lab-v10.json\"");
+        assert_non_null(header(&r, "Cache-Control", buf, sizeof buf));
+        assert_non_null(strstr(buf, "no-store"));
+        o = body_json(&r);
+        response_done(&r);
+        assert_int_equal(int_of(o, "haven_backup"), 1);
+        assert_string_equal(string_of(o, "cluster"), "lab");
+        assert_int_equal(int_of(o, "version"), 10);
+        assert_string_equal(string_of(o, "checksum"), "00000000000000ab");
+        assert_string_equal(string_of(o, "created_by"), "api:" ADMIN);
+        assert_true(int_of(o, "created_at") > 0);
+
+        /* What a restore needs: the administrators with their hashes. */
+        rows = backup_rows(o, "administrators", &columns);
+        assert_non_null(rows);
+        for (size_t c = 0; c < json_object_array_length(columns); c++)
+                if (streq(json_object_get_string(
+                                  json_object_array_get_idx(columns, c)),
+                          "password_hash"))
+                        hash_kept = streq(
+                                json_object_get_string(json_object_array_get_idx(
+                                        json_object_array_get_idx(rows, 0), c)),
+                                admin_hash());
+        assert_true(hash_kept);
+        assert_int_equal(json_object_array_length(
+                                 backup_rows(o, "hosts", &columns)),
+                         1);
+        /* The configuration, not the history: exactly the tables asked. */
+        assert_null(backup_rows(o, "audit", &columns));
+        assert_null(backup_rows(o, "jobs", &columns));
+        assert_int_equal(haven_json_get_array(f->domain.last_submit, "tables",
+                                              &asked),
+                         0);
+        for (; httpd_backup_tables[n]; n++)
+                assert_string_equal(json_object_get_string(
+                                            json_object_array_get_idx(asked, n)),
+                                    httpd_backup_tables[n]);
+        assert_int_equal(json_object_array_length(asked), n);
+        assert_int_equal(f->domain.n_submits, 0);
+}
+
+/* A domaind request of the real haven-domaind (it answers reads without
+ * corosync): the answer, a new reference. */
+static struct json_object *domaind_call(const char *socket,
+                                        const char *text) {
+        _cleanup_(haven_msg_client_freep) struct haven_msg_client *c = NULL;
+        _cleanup_(json_object_putp) struct json_object *req = json(text);
+        struct json_object *reply = NULL;
+
+        assert_int_equal(haven_msg_client_connect(socket, 0, &c), 0);
+        assert_int_equal(haven_msg_client_call(c, req, WAIT_USEC, &reply), 0);
+        return reply;
+}
+
+/* Bad inputs tried: an unknown table, a number for a table, an empty
+ * list, an extra field. */
+static void real_domaind_answers_snapshot_requests(void **state) {
+        struct fixture *f = *state;
+        _cleanup_(json_object_putp) struct json_object *all = NULL,
+                                                       *some = NULL, *bad = NULL;
+        struct json_object *tables, *t, *e;
+        char db[128], socket[128], coro[128], log[128], port[16];
+        uint64_t deadline = now_usec() + WAIT_USEC;
+        const char *message;
+
+        snprintf(db, sizeof db, "%s/real.db", f->dir);
+        snprintf(socket, sizeof socket, "%s/real-domaind.sock", f->dir);
+        snprintf(coro, sizeof coro, "%s/corosync", f->dir);
+        snprintf(log, sizeof log, "%s/domaind.log", f->dir);
+        assert_int_equal(mkdir(coro, 0700), 0);
+        snprintf(port, sizeof port, "%u", free_port(SOCK_STREAM));
+        char *argv[] = {
+                (char *) program_path("HAVEN_DOMAIND", "haven-domaind"),
+                (char *) "--db",
+                db,
+                (char *) "--socket",
+                socket,
+                (char *) "--node-name",
+                (char *) "node1",
+                (char *) "--corosync-dir",
+                coro,
+                (char *) "--peer-port",
+                port,
+                NULL};
+        f->domaind = spawn(f, argv, log);
+        while (access(socket, F_OK) < 0) {
+                assert_true(now_usec() < deadline);
+                pump(f, 10000);
+        }
+
+        all = domaind_call(socket, "{\"request\": \"snapshot\", \"tag\": 7}");
+        assert_int_equal(int_of(all, "tag"), 7);
+        assert_int_equal(int_of(all, "version"), 0);
+        assert_string_equal(string_of(all, "checksum"), "0000000000000000");
+        assert_int_equal(haven_json_get_object(all, "tables", &tables), 0);
+        assert_true(json_object_object_get_ex(tables, "audit", NULL));
+        assert_true(json_object_object_get_ex(tables, "administrators", &t));
+        assert_int_equal(json_object_array_length(array_of(t, "rows")), 0);
+        assert_string_equal(
+                json_object_get_string(
+                        json_object_array_get_idx(array_of(t, "columns"), 0)),
+                "id");
+
+        /* httpd's backup: only what it names. */
+        some = domaind_call(socket, "{\"request\": \"snapshot\", \"tables\": "
+                                    "[\"vms\", \"nodes\"]}");
+        assert_int_equal(haven_json_get_object(some, "tables", &tables), 0);
+        assert_int_equal(json_object_object_length(tables), 2);
+        assert_true(json_object_object_get_ex(tables, "vms", NULL));
+        assert_string_equal(string_of(some, "checksum"), "0000000000000000");
+
+        static const char *const refused[] = {
+                "{\"request\": \"snapshot\", \"tables\": [\"vms\", \"nope\"]}",
+                "{\"request\": \"snapshot\", \"tables\": [3]}",
+                "{\"request\": \"snapshot\", \"tables\": []}",
+                "{\"request\": \"snapshot\", \"table\": \"vms\"}",
+        };
+        for (size_t i = 0; i < ELEMENTSOF(refused); i++) {
+                bad = domaind_call(socket, refused[i]);
+                assert_int_equal(haven_json_get_object(bad, "error", &e), 0);
+                assert_string_equal(string_of(e, "code"), "invalid");
+                assert_int_equal(haven_json_get_string(e, "message", &message),
+                                 0);
+                if (i < 3)
+                        assert_string_equal(string_of(e, "field"), "tables");
+                json_object_put(TAKE_PTR(bad));
+        }
+}
+
+/* ==== Several rows at once ==== */
+
+#define NETWORK_LAN                                                            \
+        "[{\"id\": 4, \"version\": 2, \"name\": \"lan\", \"uplinks\": "         \
+        "[\"eth1\"], \"bonding_mode\": \"none\", \"vlan_id\": null, "          \
+        "\"mtu\": 1500}]"
+
+static const char VM_BATCH[] =
+        "{\"items\": ["
+        "{\"resource\": \"vms\", \"values\": {\"name\": \"web9\", "
+        "\"memory_mib\": 512, \"vcpus\": 2, \"ha\": \"on\"}},"
+        "{\"resource\": \"disks\", \"values\": {\"name\": \"web9-0\", "
+        "\"kind\": \"shared\", \"size_mib\": 1024, \"path\": "
+        "\"/srv/haven/shared/web9-0.img\"}},"
+        "{\"resource\": \"vm-disks\", \"values\": {\"vm_id\": {\"ref\": 0}, "
+        "\"disk_id\": {\"ref\": 1}, \"bus\": \"virtio\", \"boot_order\": 1}},"
+        "{\"resource\": \"vm-nics\", \"values\": {\"vm_id\": {\"ref\": 0}, "
+        "\"network_id\": 4, \"model\": \"virtio\"}},"
+        "{\"resource\": \"vm-cdroms\", \"values\": {\"vm_id\": {\"ref\": 0}, "
+        "\"iso_path\": \"/srv/haven/shared/debian.iso\"}}]}";
+
+static void batch_adds_a_vm_with_its_rows_as_one_change(void **state) {
+        struct fixture *f = *state;
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+        struct json_object *ids, *ops, *vm, *row;
+        const char *audit;
+        struct session s;
+        int64_t vm_id, disk_id;
+
+        table_set(f, "networks", NETWORK_LAN);
+        start(f);
+        login(f, &s);
+
+        /* Applied: one transaction, the refs resolved by the domain. */
+        o = call(f, "POST", "/api/v1/batch?now=1", &s, VM_BATCH, 201);
+        ids = array_of(o, "ids");
+        assert_int_equal(json_object_array_length(ids), 5);
+        vm_id = json_object_get_int64(json_object_array_get_idx(ids, 0));
+        disk_id = json_object_get_int64(json_object_array_get_idx(ids, 1));
+        assert_int_equal(f->domain.n_submits, 1);
+        assert_int_equal(haven_json_get_array(f->domain.last_submit, "ops",
+                                              &ops),
+                         0);
+        assert_int_equal(json_object_array_length(ops), 5);
+        assert_int_equal(haven_json_get_string(f->domain.last_submit, "audit",
+                                               &audit),
+                         0);
+        assert_non_null(strstr(audit, "add vms: name=\"web9\""));
+        assert_non_null(strstr(audit, "; add disks"));
+        vm = row_of(f, "vms", vm_id);
+        assert_non_null(vm);
+        assert_string_equal(string_of(vm, "name"), "web9");
+        row = json_object_array_get_idx(table_get(f, "vm_disks"), 0);
+        assert_int_equal(int_of(row, "vm_id"), vm_id);
+        assert_int_equal(int_of(row, "disk_id"), disk_id);
+        assert_int_equal(
+                int_of(json_object_array_get_idx(table_get(f, "vm_nics"), 0),
+                       "vm_id"),
+                vm_id);
+        assert_int_equal(
+                int_of(json_object_array_get_idx(table_get(f, "vm_cdroms"), 0),
+                       "vm_id"),
+                vm_id);
+        json_object_put(TAKE_PTR(o));
+
+        /* Staged (the default): one staged change keeping the refs; the
+         * rows come with the activation. */
+        table_set(f, "vms", "[]");
+        table_set(f, "disks", "[]");
+        table_set(f, "vm_disks", "[]");
+        table_set(f, "vm_nics", "[]");
+        table_set(f, "vm_cdroms", "[]");
+        o = call(f, "POST", "/api/v1/batch", &s, VM_BATCH, 202);
+        assert_true(json_object_get_boolean(json_object_object_get(o, "staged")));
+        assert_int_equal(int_of(o, "change_id"), 1);
+        assert_int_equal(rows_in(f, "vms"), 0);
+        assert_int_equal(rows_in(f, "staged_changes"), 1);
+        ops = array_of(json_object_array_get_idx(table_get(f, "staged_changes"),
+                                                 0),
+                       "ops");
+        assert_int_equal(json_object_array_length(ops), 5);
+        assert_int_equal(
+                int_of(json_object_object_get(
+                               json_object_object_get(
+                                       json_object_array_get_idx(ops, 2),
+                                       "values"),
+                               "disk_id"),
+                       "ref"),
+                1);
+        json_object_put(TAKE_PTR(o));
+        o = call(f, "POST", "/api/v1/changes/activate", &s, NULL, 200);
+        assert_int_equal(rows_in(f, "vms"), 1);
+        assert_int_equal(
+                int_of(json_object_array_get_idx(table_get(f, "vm_disks"), 0),
+                       "disk_id"),
+                int_of(json_object_array_get_idx(table_get(f, "disks"), 0),
+                       "id"));
+        json_object_put(TAKE_PTR(o));
+
+        /* Changes with the version they were read at, next to an
+         * addition: the eSAN nodes and a disk on them. */
+        o = call(f, "POST", "/api/v1/batch?now=1", &s,
+                 "{\"summary\": \"eSAN on node1 and node2\", \"items\": ["
+                 "{\"resource\": \"nodes\", \"id\": 1, \"version\": 2, "
+                 "\"values\": {\"esan_member\": true}},"
+                 "{\"resource\": \"nodes\", \"id\": 2, \"version\": 3, "
+                 "\"values\": {\"esan_member\": true}},"
+                 "{\"resource\": \"disks\", \"values\": {\"name\": \"data\", "
+                 "\"kind\": \"esan\", \"size_mib\": 2048, \"nodes\": [1, 2]}}]}",
+                 201);
+        ids = array_of(o, "ids");
+        assert_null(json_object_array_get_idx(ids, 0));
+        assert_true(json_object_get_int64(json_object_array_get_idx(ids, 2)) >
+                    0);
+        assert_true(json_object_get_boolean(
+                json_object_object_get(row_of(f, "nodes", 2), "esan_member")));
+        assert_int_equal(haven_json_get_string(f->domain.last_submit, "audit",
+                                               &audit),
+                         0);
+        assert_string_equal(audit, "eSAN on node1 and node2");
+        json_object_put(TAKE_PTR(o));
+        /* A version read before someone else's change: a conflict. */
+        call_error(f, "POST", "/api/v1/batch?now=1", &s,
+                   "{\"items\": [{\"resource\": \"nodes\", \"id\": 1, "
+                   "\"version\": 2, \"values\": {\"esan_member\": false}}]}",
+                   409, "conflict", "items/0");
+}
+
+/* Bad inputs tried: an item that is no object, an unknown field in an
+ * item and in its values, a resource that takes no rows (administrators,
+ * nodes without an id, the cluster), an unknown and a malformed resource,
+ * an id without a version and the reverse, an empty change, a field out of
+ * its range, a bad MAC, refs to a later item, to itself, to a change, of
+ * the wrong shape, in a node id field and in a text field, and the domain
+ * refusing an applied batch's third row. */
+static void batch_errors_name_the_item_and_field(void **state) {
+        static const struct {
+                const char *items, *field;
+        } bad[] = {
+                {"[3]", "items/0"},
+                {"[{\"resource\": \"vms\", \"values\": {\"name\": \"a\", "
+                 "\"memory_mib\": 64}, \"colour\": 1}]",
+                 "items/0"},
+                {"[{\"resource\": \"vms\", \"values\": {\"name\": \"a\", "
+                 "\"memory_mib\": 64, \"colour\": 1}}]",
+                 "items/0/colour"},
+                {"[{\"resource\": \"administrators\", \"values\": {\"name\": "
+                 "\"b\", \"password\": \"12345678\"}}]",
+                 "items/0/resource"},
+                {"[{\"resource\": \"nodes\", \"values\": {\"name\": \"b\"}}]",
+                 "items/0/resource"},
+                {"[{\"resource\": \"cluster\", \"id\": 1, \"version\": 1, "
+                 "\"values\": {\"name\": \"b\"}}]",
+                 "items/0/resource"},
+                {"[{\"resource\": \"nope\", \"values\": {}}]",
+                 "items/0/resource"},
+                {"[{\"resource\": \"vms/../hosts\", \"values\": {}}]",
+                 "items/0/resource"},
+                {"[{\"resource\": \"nodes\", \"id\": 1, \"values\": "
+                 "{\"esan_member\": true}}]",
+                 "items/0/version"},
+                {"[{\"resource\": \"hosts\", \"version\": 1, \"values\": "
+                 "{\"name\": \"h\", \"address\": \"198.18.0.3\"}}]",
+                 "items/0/id"},
+                {"[{\"resource\": \"nodes\", \"id\": 1, \"version\": 2, "
+                 "\"values\": {}}]",
+                 "items/0/values"},
+                {"[{\"resource\": \"hosts\", \"values\": {\"name\": \"h\", "
+                 "\"address\": \"198.18.0.3\"}}, {\"resource\": \"vms\", "
+                 "\"values\": {\"name\": \"a\", \"memory_mib\": 8}}]",
+                 "items/1/memory_mib"},
+                {"[{\"resource\": \"vm-nics\", \"values\": {\"vm_id\": 1, "
+                 "\"network_id\": 4, \"mac\": \"52:54:00:12:34:5G\"}}]",
+                 "items/0/mac"},
+                {"[{\"resource\": \"vm-nics\", \"values\": {\"vm_id\": {\"ref\": "
+                 "1}, \"network_id\": 4}}, {\"resource\": \"vms\", \"values\": "
+                 "{\"name\": \"a\", \"memory_mib\": 64}}]",
+                 "items/0/vm_id"},
+                {"[{\"resource\": \"vm-nics\", \"values\": {\"vm_id\": {\"ref\": "
+                 "0}, \"network_id\": 4}}]",
+                 "items/0/vm_id"},
+                {"[{\"resource\": \"nodes\", \"id\": 1, \"version\": 2, "
+                 "\"values\": {\"esan_member\": true}}, {\"resource\": "
+                 "\"vm-nics\", \"values\": {\"vm_id\": {\"ref\": 0}, "
+                 "\"network_id\": 4}}]",
+                 "items/1/vm_id"},
+                {"[{\"resource\": \"vm-nics\", \"values\": {\"vm_id\": {\"ref\": "
+                 "0, \"x\": 1}, \"network_id\": 4}}]",
+                 "items/0/vm_id"},
+                {"[{\"resource\": \"vms\", \"values\": {\"name\": \"a\", "
+                 "\"memory_mib\": 64}}, {\"resource\": \"vms\", \"values\": "
+                 "{\"name\": \"b\", \"memory_mib\": 64, \"preferred_node_id\": "
+                 "{\"ref\": 0}}}]",
+                 "items/1/preferred_node_id"},
+                {"[{\"resource\": \"vms\", \"values\": {\"name\": \"a\", "
+                 "\"memory_mib\": 64}}, {\"resource\": \"vms\", \"values\": "
+                 "{\"name\": {\"ref\": 0}, \"memory_mib\": 64}}]",
+                 "items/1/name"},
+        };
+        struct fixture *f = *state;
+        struct session s;
+
+        table_set(f, "networks", NETWORK_LAN);
+        start(f);
+        login(f, &s);
+        for (size_t i = 0; i < ELEMENTSOF(bad); i++) {
+                char body[1024];
+
+                snprintf(body, sizeof body, "{\"items\": %s}", bad[i].items);
+                call_error(f, "POST", "/api/v1/batch?now=1", &s, body, 400,
+                           "invalid", bad[i].field);
+        }
+        assert_int_equal(f->domain.n_submits, 0);
+
+        /* The domain refuses the third row (its name is taken): the item
+         * and its field are named, and nothing of the batch is kept. */
+        call_error(f, "POST", "/api/v1/batch?now=1", &s,
+                   "{\"items\": ["
+                   "{\"resource\": \"vms\", \"values\": {\"name\": \"web9\", "
+                   "\"memory_mib\": 64}},"
+                   "{\"resource\": \"vm-nics\", \"values\": {\"vm_id\": "
+                   "{\"ref\": 0}, \"network_id\": 4}},"
+                   "{\"resource\": \"hosts\", \"values\": {\"name\": \"ntp1\", "
+                   "\"address\": \"198.18.0.3\"}}]}",
+                   400, "invalid", "items/2/name");
+        assert_int_equal(f->domain.n_submits, 1);
+        assert_int_equal(rows_in(f, "vms"), 0);
+        assert_int_equal(rows_in(f, "vm_nics"), 0);
+        /* Staged, the same batch is one op: nothing to name but the
+         * refusal (the domain checks the rows when they are activated). */
+        f->domain.submit_error = "invalid";
+        f->domain.submit_error_field = "name";
+        call_error(f, "POST", "/api/v1/batch", &s,
+                   "{\"items\": [{\"resource\": \"hosts\", \"values\": "
+                   "{\"name\": \"ntp1\", \"address\": \"198.18.0.3\"}}]}",
+                   400, "invalid", "name");
+}
+
+static void cluster_join_passes_its_address_and_names_refusals(void **state) {
+        struct fixture *f = *state;
+        _cleanup_(json_object_putp) struct json_object *o = NULL;
+
+        table_set(f, "cluster", "[]");
+        start(f);
+        call_error(f, "POST", "/api/v1/wizard/cluster-join", NULL,
+                   "{\"address\": \"198.18.0.1\", \"admin\": \"admin\", "
+                   "\"password\": \"x\", \"own_address\": \"1\"}",
+                   400, "invalid", "own_address");
+        /* The member's refusals land at the fields to fix. */
+        call_error(f, "POST", "/api/v1/wizard/cluster-join", NULL,
+                   "{\"address\": \"198.18.0.1\", \"admin\": \"admin\", "
+                   "\"password\": \"wrong\"}",
+                   400, "invalid", "password");
+        call_error(f, "POST", "/api/v1/wizard/cluster-join", NULL,
+                   "{\"address\": \"198.18.0.99\", \"admin\": \"admin\", "
+                   "\"password\": \"x\"}",
+                   503, "unavailable", "address");
+        o = call(f, "POST", "/api/v1/wizard/cluster-join", NULL,
+                 "{\"address\": \"198.18.0.1\", \"admin\": \"admin\", "
+                 "\"password\": \"x\", \"own_address\": \"198.18.0.2\"}",
+                 200);
+        assert_string_equal(string_of(f->domain.last_submit, "own_address"),
+                            "198.18.0.2");
+        assert_string_equal(string_of(f->domain.last_submit, "request"),
+                            "cluster-join");
+}
+
 /* ==== TLS ==== */
 
 /* A new certificate and key (PEM) in dir/name.{crt,key}. */
@@ -5982,6 +6857,14 @@ int main(void) {
                 T(wizard_joins_a_cluster_from_a_fresh_node),
                 T(network_check_pings_with_the_mtu),
                 T(ping_output_is_read),
+                T(interfaces_are_read_from_sysfs_and_getifaddrs),
+                T(interfaces_need_a_session_in_a_cluster),
+                T(interfaces_are_public_while_unclustered),
+                T(backup_is_the_configuration_as_a_file),
+                T(real_domaind_answers_snapshot_requests),
+                T(batch_adds_a_vm_with_its_rows_as_one_change),
+                T(batch_errors_name_the_item_and_field),
+                T(cluster_join_passes_its_address_and_names_refusals),
                 T(tls_certificate_is_replaced_after_checks),
                 T(console_relays_vnc_on_this_node_and_across_nodes),
                 T(console_refuses_what_it_must),

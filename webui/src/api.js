@@ -276,10 +276,29 @@ export const audit = (page) => get("/audit", pageQuery(page));
 /* ==== Setup (the wizards) ==== */
 
 // Public while this node is in no cluster. cluster-create can take minutes.
+// create {name, admin, password, address?}, join {address, admin,
+// password, own_address?}: {cluster, node_id}.
 export const clusterCreate = (body) => post("/wizard/cluster-create", body);
 export const clusterJoin = (body) => post("/wizard/cluster-join", body);
 // {address, mtu}: {ok, transmitted, received, rtt_avg_ms, path_mtu, message}.
 export const networkCheck = (address, mtu) => post("/wizard/network-check", { address, mtu });
+// GET /wizard/interfaces: {interfaces: [{name, mac, kind, link, operstate,
+// speed_mbps, mtu, master, addresses: [{address, prefix, family}]}],
+// hostname}. Public while this node is in no cluster (a 401 without a
+// session says it is in one).
+export const interfaces = () => get("/wizard/interfaces", undefined, { expect401: true });
+
+// POST /batch: rows of several collections as one change. items:
+// [{resource, values}] (an addition; a row id may be {ref: N}, item N's
+// new row) or [{resource, id, version, values}] (a change). Staged unless
+// {now: true}: {staged, change_id, version}, or {ids, version}. Errors
+// name "items/N/FIELD".
+export const batch = (items, opts, summary) =>
+        post("/batch", summary ? { items, summary } : { items }, nowQuery(opts));
+
+// The configuration backup: a file download (GET /backup, the session's
+// cookie), so a link, not a call.
+export const backupUrl = () => `${BASE}/backup`;
 
 /* ==== The HTTPS certificate ==== */
 

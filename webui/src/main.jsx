@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: LGPL-2.1-or-later
 // The application's entry: picks the page for the route (or the login
-// while there is no session) inside the shell, and starts.
+// while there is no session; the setup page either way) inside the shell,
+// and starts.
 
 import { render } from "preact";
 import { LoginPage, LoginShell, Shell } from "./components/shell.jsx";
@@ -15,6 +16,7 @@ import { NodesPage } from "./pages/nodes.jsx";
 import { NetworksPage, StoragePage } from "./pages/resources.jsx";
 import { VmPage, VmsPage } from "./pages/vms.jsx";
 import { href, useRoute } from "./router.js";
+import { SetupPage } from "./wizards/setup.jsx";
 import { app, bootstrap, useLanguage, useStore } from "./store.js";
 import "./style.css";
 
@@ -51,6 +53,10 @@ function App() {
         const route = useRoute();
         if (phase === "loading")
                 return <main id="main" class="boot"><Loading /></main>;
+        // Setting up works without a session (a fresh node has nobody to
+        // log in as) and stays mounted across the login it ends with.
+        if (route.name === "setup")
+                return <LoginShell><SetupPage /></LoginShell>;
         if (phase === "login")
                 return <LoginShell><LoginPage /></LoginShell>;
         const page = PAGES[route.name];

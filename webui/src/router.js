@@ -20,6 +20,7 @@ export const ROUTES = [
         ["audit", "/audit"],
         ["alerts", "/alerts"],
         ["changes", "/changes"],
+        ["setup", "/setup"],
 ];
 
 export function parseHash(hash) {

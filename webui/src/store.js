@@ -34,10 +34,17 @@ export function useStore(store, select = (s) => s) {
         const selected = select(store.get());
         const last = useRef(selected);
         last.current = selected;
-        useEffect(() => store.subscribe((s) => {
-                if (select(s) !== last.current)
+        useEffect(() => {
+                const off = store.subscribe((s) => {
+                        if (select(s) !== last.current)
+                                force();
+                });
+                // A change between the render and this effect (the session
+                // answer can come first) would be missed otherwise.
+                if (select(store.get()) !== last.current)
                         force();
-        }), [store]);
+                return off;
+        }, [store]);
         return selected;
 }
 

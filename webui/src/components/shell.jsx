@@ -43,8 +43,23 @@ export function LanguageSelect() {
 
 /* ==== Login ==== */
 
+// Whether this node is in no cluster yet: the interfaces route answers
+// without a session only then. null while unknown.
+function useFreshNode() {
+        const [fresh, setFresh] = useState(null);
+        useEffect(() => {
+                let live = true;
+                api.interfaces().then(() => live && setFresh(true), () => live && setFresh(false));
+                return () => {
+                        live = false;
+                };
+        }, []);
+        return fresh;
+}
+
 export function LoginPage() {
         const ended = useStore(app, (s) => s.sessionEnded);
+        const fresh = useFreshNode();
         const form = useForm({ name: "", password: "" }, (v) => ({
                 name: v.name.trim() ? undefined : t("login.name-required"),
                 password: v.password ? undefined : t("login.password-required"),
@@ -72,6 +87,12 @@ export function LoginPage() {
                                         <LanguageSelect />
                                 </div>
                                 {ended && <p class="notice" role="status">{t("login.session-ended")}</p>}
+                                {fresh && (
+                                        <div class="notice setup-offer" role="status">
+                                                <p>{t("login.fresh")}</p>
+                                                <a class="button primary" href={href("setup")}>{t("login.setup")}</a>
+                                        </div>
+                                )}
                                 <form onSubmit={onSubmit} noValidate>
                                         <Field label={t("login.name")} autocomplete="username" autoFocus
                                                 {...form.bind("name")} />

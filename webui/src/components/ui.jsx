@@ -247,7 +247,7 @@ export function useForm(initial, validate = () => ({}), fieldMap = {}) {
 
 // A modal dialog (the native <dialog>: focus stays inside, Escape closes).
 // Focus returns to what had it before.
-export function Dialog({ title, onClose, children, footer }) {
+export function Dialog({ title, onClose, children, footer, wide }) {
         const ref = useRef(null);
         const titleId = useId("dialog");
         useLayoutEffect(() => {
@@ -268,7 +268,7 @@ export function Dialog({ title, onClose, children, footer }) {
                 };
         }, []);
         return (
-                <dialog ref={ref} class="dialog" aria-labelledby={titleId}
+                <dialog ref={ref} class={`dialog${wide ? " dialog-wide" : ""}`} aria-labelledby={titleId}
                         onCancel={(e) => {
                                 e.preventDefault();
                                 onClose();

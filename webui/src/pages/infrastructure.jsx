@@ -8,6 +8,7 @@ import { useState } from "preact/hooks";
 import * as api from "../api.js";
 import { Checkbox, Confirm, Dialog, ErrorBox, Field, Loaded, Page, Section, Table, useForm } from "../components/ui.jsx";
 import { formatTime, t } from "../i18n.js";
+import { href } from "../router.js";
 import { app, toast, useResource, useStore } from "../store.js";
 import { DeleteRow } from "./resources.jsx";
 
@@ -258,7 +259,8 @@ export function InfrastructurePage() {
                 throw e;
         }), [], ["infrastructure"]);
         return (
-                <Page title={t("nav.infrastructure")}>
+                <Page title={t("nav.infrastructure")}
+                        actions={<a class="button" href={href("setup")}>{t("wizard.setup.open")}</a>}>
                         <Section title={t("infra.cluster")} id="infra-cluster">
                                 <ClusterName key={cluster ? `${cluster.id}-${cluster.version}` : "none"} />
                         </Section>

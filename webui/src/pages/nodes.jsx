@@ -9,6 +9,7 @@ import * as api from "../api.js";
 import { Badge, Checkbox, Confirm, Dialog, ErrorBox, Field, Loaded, MenuButton, Page, StateBadge, Table, useForm } from "../components/ui.jsx";
 import { formatMiB, formatNumber, t } from "../i18n.js";
 import { toast, toastError, useEvent, useResource } from "../store.js";
+import { ClusterNetworkWizard } from "../wizards/network.jsx";
 
 async function loadNodes() {
         const [nodes, status, fencing] = await Promise.all([
@@ -197,7 +198,8 @@ export function NodesPage() {
         useEvent("membership", () => nodes.reload());
 
         return (
-                <Page title={t("nav.nodes")}>
+                <Page title={t("nav.nodes")}
+                        actions={<button type="button" onClick={() => setDialog({ kind: "network" })}>{t("wizard.net.open")}</button>}>
                         <Loaded resource={nodes}>{(list) => (
                                 <Table caption={t("nav.nodes")}
                                         head={[t("col.name"), t("col.node-id"), t("col.online"), t("col.state"), t("col.fenceable"),
@@ -205,6 +207,7 @@ export function NodesPage() {
                                         {list.map((n) => <NodeRow key={n.id} node={n} setDialog={setDialog} reload={nodes.reload} />)}
                                 </Table>
                         )}</Loaded>
+                        {dialog && dialog.kind === "network" && <ClusterNetworkWizard onClose={close} />}
                         {dialog && dialog.kind === "settings" && <NodeSettings node={dialog.node} onClose={close} />}
                         {dialog && dialog.kind === "check" && <FenceCheck node={dialog.node} onClose={close} />}
                         {dialog && dialog.kind === "fence" && <FenceDialog node={dialog.node} onClose={close} />}

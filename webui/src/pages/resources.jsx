@@ -2,13 +2,16 @@
 // Storage (GET /disks: eSAN and shared disks, the eSAN nodes, replication
 // from the stream's disk/NAME entries) and networks (GET /networks: the
 // virtual switches). Removing a row is staged like every table write;
-// adding them is the wizards' work.
+// adding them is the wizards' work (the storage and cluster network
+// wizards open from here).
 
 import { useState } from "preact/hooks";
 import * as api from "../api.js";
 import { Badge, Confirm, Loaded, Page, Progress, Section, Table } from "../components/ui.jsx";
 import { formatMiB, formatNumber, t } from "../i18n.js";
 import { statusMap, toast, useEvent, useResource } from "../store.js";
+import { ClusterNetworkWizard } from "../wizards/network.jsx";
+import { StorageWizard } from "../wizards/storage.jsx";
 import { nodeName } from "./vms.jsx";
 
 // A staged deletion behind a confirmation.
@@ -61,8 +64,14 @@ export function StoragePage() {
                 if (ev && typeof ev.key === "string" && ev.key.startsWith("disk/"))
                         setTick((x) => x + 1);
         });
+        const [wizard, setWizard] = useState(false);
         return (
-                <Page title={t("nav.storage")}>
+                <Page title={t("nav.storage")}
+                        actions={<button type="button" class="primary" onClick={() => setWizard(true)}>{t("wizard.storage.open")}</button>}>
+                        {wizard && <StorageWizard onClose={() => {
+                                setWizard(false);
+                                data.reload();
+                        }} />}
                         <Loaded resource={data}>{(d) => {
                                 const esanNodes = d.nodes.filter((n) => n.esan_member).map((n) => n.name);
                                 return (
@@ -98,8 +107,14 @@ export function StoragePage() {
 
 export function NetworksPage() {
         const data = useResource(() => api.networks.list(), [], ["networks"]);
+        const [wizard, setWizard] = useState(false);
         return (
-                <Page title={t("nav.networks")}>
+                <Page title={t("nav.networks")}
+                        actions={<button type="button" class="primary" onClick={() => setWizard(true)}>{t("wizard.net.open")}</button>}>
+                        {wizard && <ClusterNetworkWizard onClose={() => {
+                                setWizard(false);
+                                data.reload();
+                        }} />}
                         <p class="muted">{t("networks.intro")}</p>
                         <Loaded resource={data}>{(list) => (
                                 <Table caption={t("nav.networks")} empty={t("networks.none")}

@@ -11,6 +11,7 @@ import { Confirm, Dialog, ErrorBox, Facts, Field, Loaded, MenuButton, Page, Page
 import { formatDuration, formatMiB, formatNumber, formatTime, t } from "../i18n.js";
 import { href, navigate } from "../router.js";
 import { followVmCommand, statusMap, toast, toastError, useEvent, useResource } from "../store.js";
+import { NewVmWizard } from "../wizards/vm.jsx";
 
 /* ==== Data ==== */
 
@@ -224,8 +225,14 @@ export function VmsPage() {
                 if (ev && typeof ev.key === "string" && ev.key.startsWith("vm/"))
                         setTick((x) => x + 1);
         });
+        const [wizard, setWizard] = useState(false);
         return (
-                <Page title={t("nav.vms")}>
+                <Page title={t("nav.vms")}
+                        actions={<button type="button" class="primary" onClick={() => setWizard(true)}>{t("wizard.vm.open")}</button>}>
+                        {wizard && <NewVmWizard onClose={() => {
+                                setWizard(false);
+                                data.reload();
+                        }} />}
                         <p class="muted">{t("vms.menu-hint")}</p>
                         <Loaded resource={data}>{(d) => (
                                 <>
