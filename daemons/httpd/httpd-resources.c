@@ -438,11 +438,17 @@ static void on_list(struct httpd_request *r, struct json_object *reply,
         }
         if (res->singleton) {
                 if (httpd_array_length(rows) == 0) {
-                        httpd_reply_code(r, HTTPD_ERROR_NOT_FOUND, NULL,
-                                         "%s has no row yet", res->table);
-                        return;
-                }
-                o = httpd_resource_row(res, json_object_array_get_idx(rows, 0));
+                        /* Not set up yet: nothing is set (the first PATCH
+                         * adds the row). An administrator's settings page
+                         * shows empty fields, not an error. */
+                        o = json_object_new_object();
+                        if (o && (haven_json_add(o, "id", NULL) < 0 ||
+                                  haven_json_add(o, "version", NULL) < 0)) {
+                                json_object_put(o);
+                                o = NULL;
+                        }
+                } else
+                        o = httpd_resource_row(res, json_object_array_get_idx(rows, 0));
         } else {
                 o = json_object_new_object();
                 if (o &&
