@@ -51,12 +51,16 @@ async function loadOnce(browser, cookie, nodes) {
   const context = await browser.newContext({ locale: 'en-US' });
   await context.addCookies([cookie]);
   const page = await context.newPage();
-  await page.goto(`${URL}#/dashboard`, { waitUntil: 'commit' });
-  const ms = await page.evaluate((n) => new Promise((resolve) => {
+  await page.goto(`${URL}#/`, { waitUntil: "commit" });
+  const ms = await page.evaluate((n) => new Promise((resolve, reject) => {
+    const give_up = setTimeout(() => reject(new Error('the dashboard did not show the nodes in 20 s')), 20_000);
     const check = () => {
       const rows = [...document.querySelectorAll('main table tbody tr')]
         .filter((tr) => /Online|Offline/.test(tr.innerText));
-      if (rows.length >= n) setTimeout(() => resolve(performance.now()), 0);
+      if (rows.length >= n) {
+        clearTimeout(give_up);
+        setTimeout(() => resolve(performance.now()), 0);
+      }
       else requestAnimationFrame(check);
     };
     check();
@@ -69,7 +73,7 @@ async function nodeLoss(browser, cookie) {
   const context = await browser.newContext({ locale: 'en-US' });
   await context.addCookies([cookie]);
   const page = await context.newPage();
-  await page.goto(`${URL}#/dashboard`);
+  await page.goto(`${URL}#/`);
   await page.waitForFunction(() => [...document.querySelectorAll('main table tbody tr')]
     .filter((tr) => /Online/.test(tr.innerText)).length === 3, null, { timeout: 30_000 });
   await page.evaluate(() => {
