@@ -15,6 +15,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -368,6 +369,91 @@ static void copy_libvirt_error(struct vmd_agent *a, char *buf, size_t size,
         haven_text_copy_cut(buf, size, text);
 }
 
+/* ==== Disk images on the share ==== */
+
+/* The mount point under which path lies, the longest one listed in
+ * /proc/self/mountinfo ("/" when only the root holds it). Fills buf. */
+static void mount_point_of(const char *path, char *buf, size_t size) {
+        _cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
+        char line[4096];
+        size_t best = 0;
+
+        snprintf(buf, size, "/");
+        while (f && fgets(line, sizeof(line), f)) {
+                char point[PATH_MAX];
+                size_t n;
+
+                /* ID PARENT MAJ:MIN ROOT MOUNTPOINT ...; no mount point
+                 * with a space (escaped as \040) is ours. */
+                if (sscanf(line, "%*s %*s %*s %*s %4095s", point) != 1 || strchr(point, '\\'))
+                        continue;
+                n = strlen(point);
+                if (n <= best || strncmp(path, point, n) != 0 ||
+                    (path[n] != '/' && !(n == 1 && point[0] == '/')))
+                        continue;
+                best = n;
+                snprintf(buf, size, "%s", point);
+        }
+}
+
+/* A new shared disk has no image yet: the agent that first starts its VM
+ * makes it, a sparse raw file of the disk's size, created exclusively (two
+ * nodes never both make it). Only on a mounted share: a share that is not
+ * mounted leaves an empty directory on the node's own disk, where a new
+ * image would hide the real one. qcow2 images are not made here. Returns
+ * 0 when every image exists, or -errno with *ret_why. */
+static int shared_images_ensure(struct json_object *tables, int64_t vm_id,
+                                const char **ret_why) {
+        struct json_object *attached = NULL, *disks = NULL;
+
+        (void) json_object_object_get_ex(tables, "vm_disks", &attached);
+        (void) json_object_object_get_ex(tables, "disks", &disks);
+        for (size_t i = 0; attached && i < json_object_array_length(attached); i++) {
+                struct json_object *at = json_object_array_get_idx(attached, i), *disk;
+                const char *path;
+                char mount[PATH_MAX];
+                int64_t mib;
+                int fd;
+
+                if (vmd_row_int(at, "vm_id", 0) != vm_id)
+                        continue;
+                disk = vmd_row_by_id(disks, vmd_row_int(at, "disk_id", 0));
+                path = vmd_row_string(disk, "path", NULL);
+                mib = vmd_row_int(disk, "size_mib", 0);
+                if (!disk || !path || path[0] != '/' ||
+                    !streq(vmd_row_string(disk, "kind", ""), "shared") || access(path, F_OK) == 0)
+                        continue;
+                if (vm_disk_format_from_path(path) != VM_DISK_FORMAT_RAW) {
+                        *ret_why = "a qcow2 disk image is missing (make it with qemu-img)";
+                        return -ENOENT;
+                }
+                mount_point_of(path, mount, sizeof(mount));
+                if (streq(mount, "/")) {
+                        *ret_why = "a disk image is missing and its directory is not on a mounted share";
+                        return -ENOENT;
+                }
+                fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+                if (fd < 0 && errno == EEXIST)
+                        continue;
+                if (fd < 0) {
+                        *ret_why = "a disk image is missing and cannot be made";
+                        return -errno;
+                }
+                if (mib <= 0 || ftruncate(fd, (off_t) mib * 1024 * 1024) < 0) {
+                        int r = mib <= 0 ? -EINVAL : -errno;
+
+                        (void) close(fd);
+                        (void) unlink(path);
+                        *ret_why = "a disk image is missing and cannot be made";
+                        return r;
+                }
+                (void) close(fd);
+                log_info("Made the disk image %s (%" PRId64 " MiB, sparse raw) on the share %s",
+                         path, mib, mount);
+        }
+        return 0;
+}
+
 static void vm_start(struct vmd_agent *a, struct agent_vm *vm,
                      struct json_object *tables) {
         _cleanup_(vmd_spec_done) struct vmd_spec spec = {};
@@ -376,6 +462,8 @@ static void vm_start(struct vmd_agent *a, struct agent_vm *vm,
         int r;
 
         r = vmd_spec_build(tables, vm->vm_id, a->v->domain_type, &spec, &why);
+        if (r >= 0)
+                r = shared_images_ensure(tables, vm->vm_id, &why);
         if (r >= 0)
                 r = vm_domain_xml(&spec.spec, &xml);
         if (r < 0) {

@@ -1,0 +1,211 @@
+// SPDX-License-Identifier: LGPL-2.1-or-later
+// From three fresh lab nodes to a running VM through the web UI's wizards
+// only, in headless chromium (playwright-core, Debian's chromium): the
+// cluster setup wizard creates the cluster on node1 with the lab's power
+// strip as its fencing device (tested first), joins node2 and node3 (each
+// with its own outlet on the same device), then the nodes are made active
+// on the Nodes page and the New VM wizard creates a VM with a new disk on
+// the cluster share and starts it (the node agent makes the disk's image).
+// Every step is photographed under tests/system/artifacts/ui-wizards/.
+// Bad inputs tried: a wrong administrator password when joining (the
+// server's error lands at the password field, nothing joins), a VM name
+// that is taken (the error lands at the name field).
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+import { NOTHING_LEFT, lab, labProcesses, leftovers, waitFor } from './lib/lab.mjs';
+import { converged, domainCall } from './lib/domain.mjs';
+import { hostPath, safetyWatcher, whereRunning } from './lib/vm.mjs';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ARTIFACTS = join(HERE, 'artifacts', 'ui-wizards');
+const CHROMIUM = process.env.HAVEN_CHROMIUM ?? '/usr/bin/chromium';
+const PASSWORD = 'wizard-password-1';
+const url = (node) => `http://198.18.0.${node}:8001/`;
+
+describe('the setup and VM wizards (chromium, three fresh lab nodes)', () => {
+  let browser;
+  let watch;
+  let shot = 0;
+  const errors = [];
+
+  const snap = (page, name) => page.screenshot({ path: join(ARTIFACTS, `${String(++shot).padStart(2, '0')}-${name}.png`), fullPage: true });
+
+  async function newPage() {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 }, locale: 'en-US' });
+    page.on('pageerror', (e) => errors.push(String(e)));
+    return page;
+  }
+
+  // The cluster setup wizard on node (fresh), up to its fencing step.
+  async function setupStart(page, node, first) {
+    await page.goto(url(node));
+    await page.getByText('Set up this node').click();
+    await page.getByLabel(first ? 'The first node of a new cluster' : 'An additional node of an existing cluster').check();
+    await snap(page, `node${node}-start`);
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByText('Step 2 of 5').waitFor();
+    await snap(page, `node${node}-network`);
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByText('Step 3 of 5').waitFor();
+  }
+
+  // The fencing step with a device the cluster has, then mail, Finish.
+  async function setupFinish(page, node, { existing }) {
+    await page.getByText('Step 4 of 5').waitFor({ timeout: 180_000 });
+    if (existing) {
+      await page.getByLabel('Use a device the cluster has already').check();
+      const device = page.getByLabel('Device', { exact: true });
+      await waitFor('the cluster\'s devices listed', async () =>
+        (await device.locator('option').allInnerTexts()).some((o) => o.includes('pdu1')),
+      { timeoutMs: 30_000, intervalMs: 200 });
+      const options = await device.locator('option').allInnerTexts();
+      await device.selectOption({ index: options.findIndex((o) => o.includes('pdu1')) });
+    } else {
+      await page.getByLabel('Add a new device').check();
+      await page.getByLabel('Name', { exact: true }).fill('pdu1');
+      await page.getByLabel('Address', { exact: true }).fill('198.18.0.254');
+      await page.getByLabel('SNMP version').selectOption({ label: 'SNMPv2c' });
+      await page.getByLabel('SNMP community (read-write)').fill('private');
+    }
+    await page.getByLabel(`Outlet of node${node}`).fill(String(node));
+    if (!existing) {
+      await page.getByRole('button', { name: 'Test the device' }).click();
+      await page.getByText(/answers|works|ok/i).first().waitFor({ timeout: 30_000 });
+    }
+    await snap(page, `node${node}-fencing`);
+    await page.getByRole('button', { name: 'Next' }).click();
+    await page.getByText('Step 5 of 5').waitFor();
+    await snap(page, `node${node}-mail`);
+    await page.getByRole('button', { name: 'Finish' }).click();
+    await page.getByText('This node is set up').waitFor({ timeout: 60_000 });
+    await snap(page, `node${node}-done`);
+  }
+
+  before(async () => {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    lab('up', '3');
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  });
+
+  after(async () => {
+    await browser?.close();
+    const violations = watch ? await watch.stop() : [];
+    const pids = labProcesses();
+    lab('down');
+    assert.deepEqual(leftovers(pids), NOTHING_LEFT, 'down leaves nothing behind');
+    assert.deepEqual(violations, [], 'no VM ever ran on two nodes');
+  });
+
+  test('node1_creates_the_cluster_with_a_tested_fence_device', async () => {
+    const page = await newPage();
+    await setupStart(page, 1, true);
+    await page.getByLabel('Cluster name').fill('wizcluster');
+    await page.getByLabel('Administrator').fill('admin');
+    await page.getByLabel('Password', { exact: true }).fill(PASSWORD);
+    await page.getByLabel('Password again').fill(PASSWORD);
+    await snap(page, 'node1-create');
+    await page.getByRole('button', { name: 'Create the cluster' }).click();
+    await setupFinish(page, 1, { existing: false });
+    const [dev] = (await domainCall(1, { request: 'query', table: 'fence_devices' })).rows;
+    assert.equal(dev.name, 'pdu1');
+    await page.close();
+  });
+
+  test('nodes_2_and_3_join_and_a_wrong_password_lands_at_its_field', async () => {
+    for (const node of [2, 3]) {
+      const page = await newPage();
+      await setupStart(page, node, false);
+      await page.getByLabel('Address of a member').fill('198.18.0.1');
+      await page.getByLabel('Administrator').fill('admin');
+      const password = page.getByLabel('Password', { exact: true });
+      if (node === 2) {
+        await password.fill('not-the-password');
+        await page.getByRole('button', { name: 'Join the cluster' }).click();
+        // The server's refusal, at the password field (aria-describedby).
+        await waitFor('the error at the password field', async () =>
+          (await password.getAttribute('aria-invalid')) === 'true', { timeoutMs: 30_000, intervalMs: 200 });
+        await snap(page, 'node2-wrong-password');
+        const s = await domainCall(2, { request: 'status' });
+        assert.ok(!s.node_id, 'node2 did not join');
+      }
+      await password.fill(PASSWORD);
+      await page.getByRole('button', { name: 'Join the cluster' }).click();
+      await setupFinish(page, node, { existing: true });
+      await page.close();
+    }
+    await waitFor('three nodes in sync', () => converged([1, 2, 3]), { timeoutMs: 90_000, intervalMs: 500 });
+    const outlets = (await domainCall(1, { request: 'query', table: 'fence_outlets' })).rows;
+    assert.deepEqual(outlets.map((o) => o.outlet).sort(), ['1', '2', '3']);
+  });
+
+  test('the_new_vm_wizard_creates_a_vm_that_then_runs', async () => {
+    const page = await newPage();
+    await page.goto(url(1));
+    await page.getByLabel('Administrator').fill('admin');
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    // Joined nodes start in standby: make them active on the Nodes page.
+    await page.goto(`${url(1)}#/nodes`);
+    for (const node of ['node2', 'node3']) {
+      await page.getByRole('group', { name: `State of ${node}` }).getByRole('button', { name: 'Active' }).click();
+      await waitFor(`${node} active`, async () => {
+        const [n] = (await domainCall(1, { request: 'query', table: 'nodes', where: { name: node } })).rows;
+        return n?.state === 'active';
+      }, { timeoutMs: 15_000, intervalMs: 200 });
+    }
+    await snap(page, 'nodes-active');
+    watch = safetyWatcher();
+    await page.goto(`${url(1)}#/vms`);
+    await page.getByRole('button', { name: 'New VM…' }).click();
+    await snap(page, 'vm-wizard-start');
+    const wizard = page.getByRole('dialog');
+    const next = async (step) => {
+      await wizard.getByRole('button', { name: 'Next' }).click();
+      await wizard.getByText(`Step ${step} of 6`).waitFor({ timeout: 10_000 });
+      await snap(page, `vm-wizard-${step}`);
+    };
+    await wizard.getByLabel('Name', { exact: true }).fill('wiz1');
+    await wizard.getByLabel('Memory', { exact: true }).fill('64');
+    await wizard.getByLabel('Unit of Memory').selectOption({ label: 'MiB' });
+    // A new 20 GiB disk on the share (the wizard's default): the node
+    // agent that starts the VM makes its image.
+    for (const step of [2, 3, 4, 5]) await next(step);
+    await wizard.getByLabel(/^On: restarted/).check();
+    await next(6);
+    await wizard.getByRole('button', { name: 'Create the VM' }).click();
+    await wizard.getByText('wiz1 is created').waitFor({ timeout: 30_000 });
+    await snap(page, 'vm-wizard-created');
+    await wizard.getByRole('button', { name: 'Start wiz1' }).click();
+    await waitFor('wiz1 running', async () => (await whereRunning('wiz1')).length === 1,
+      { timeoutMs: 60_000, intervalMs: 250 });
+    await page.goto(`${url(1)}#/vms`);
+    await page.getByRole('row', { name: /wiz1/ }).getByText('Running').waitFor({ timeout: 30_000 });
+    await snap(page, 'vms-wiz1-running');
+    const [vm] = (await domainCall(1, { request: 'query', table: 'vms', where: { name: 'wiz1' } })).rows;
+    assert.equal(vm.memory_mib, 64);
+    assert.equal(vm.ha, 'on');
+    const [disk] = (await domainCall(1, { request: 'query', table: 'disks' })).rows;
+    assert.equal(disk.kind, 'shared');
+    const image = statSync(hostPath(disk.path));
+    assert.equal(image.size, disk.size_mib * 1024 * 1024, 'the image has the disk\'s size');
+    assert.ok(image.blocks * 512 < 1024 * 1024, 'and is sparse');
+
+    // A name that is taken: the error at the name field, nothing made.
+    await page.getByRole('button', { name: 'New VM…' }).click();
+    const again = page.getByRole('dialog');
+    const name = again.getByLabel('Name', { exact: true });
+    await name.fill('wiz1');
+    await again.getByLabel('Memory', { exact: true }).fill('64');
+    await again.getByLabel('Unit of Memory').selectOption({ label: 'MiB' });
+    await again.getByRole('button', { name: 'Next' }).click();
+    await waitFor('the error at the name field', async () => (await name.getAttribute('aria-invalid')) === 'true',
+      { timeoutMs: 10_000, intervalMs: 200 });
+    await snap(page, 'vm-wizard-name-taken');
+    assert.equal((await domainCall(1, { request: 'query', table: 'vms' })).rows.length, 1);
+    assert.deepEqual(errors, []);
+  });
+});
