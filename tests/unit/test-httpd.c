@@ -5279,18 +5279,18 @@ static bool is_null(struct json_object *o, const char *key) {
 }
 
 /* One getifaddrs(3) entry: name, an address and its prefix. */
-struct fake_ifaddr {
+struct ifaddr_entry {
         struct ifaddrs ifa;
         struct sockaddr_storage addr, mask;
 };
 
-static void fake_ifaddr(struct fake_ifaddr *x, struct fake_ifaddr *next,
+static void ifaddr_entry(struct ifaddr_entry *x, struct ifaddr_entry *next,
                         const char *name, int family, const char *address,
                         unsigned prefix) {
         unsigned char *m;
         size_t bytes;
 
-        *x = (struct fake_ifaddr){};
+        *x = (struct ifaddr_entry){};
         x->ifa.ifa_next = next ? &next->ifa : NULL;
         x->ifa.ifa_name = (char *) name;
         x->ifa.ifa_addr = (struct sockaddr *) &x->addr;
@@ -5334,7 +5334,7 @@ static void fake_ifaddr(struct fake_ifaddr *x, struct fake_ifaddr *next,
 static void interfaces_are_read_from_sysfs_and_getifaddrs(void **state) {
         struct fixture *f = *state;
         _cleanup_(json_object_putp) struct json_object *o = NULL;
-        struct fake_ifaddr a[6];
+        struct ifaddr_entry a[6];
         struct json_object *x, *addrs;
         char net[128], path[256];
 
@@ -5389,12 +5389,12 @@ static void interfaces_are_read_from_sysfs_and_getifaddrs(void **state) {
         sys_dir(net, "sixteen-chars-xx");
         write_file(net, "bonding_masters", "bond0\n");
 
-        fake_ifaddr(&a[5], NULL, "lo", AF_INET, "127.0.0.1", 8);
-        fake_ifaddr(&a[4], &a[5], "eth9", AF_INET, "198.18.0.9", 24);
-        fake_ifaddr(&a[3], &a[4], "eth0", AF_PACKET, NULL, 0);
-        fake_ifaddr(&a[2], &a[3], "eth0", AF_INET6, "fe80::1", 64);
-        fake_ifaddr(&a[1], &a[2], "eth0", AF_INET, "198.18.0.1", 24);
-        fake_ifaddr(&a[0], &a[1], "eth0", AF_INET, "198.18.1.1", 16);
+        ifaddr_entry(&a[5], NULL, "lo", AF_INET, "127.0.0.1", 8);
+        ifaddr_entry(&a[4], &a[5], "eth9", AF_INET, "198.18.0.9", 24);
+        ifaddr_entry(&a[3], &a[4], "eth0", AF_PACKET, NULL, 0);
+        ifaddr_entry(&a[2], &a[3], "eth0", AF_INET6, "fe80::1", 64);
+        ifaddr_entry(&a[1], &a[2], "eth0", AF_INET, "198.18.0.1", 24);
+        ifaddr_entry(&a[0], &a[1], "eth0", AF_INET, "198.18.1.1", 16);
         a[0].ifa.ifa_addr = NULL; /* an entry without an address */
 
         assert_int_equal(httpd_interfaces_build(net, &a[0].ifa, &o), 0);
