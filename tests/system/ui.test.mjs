@@ -170,6 +170,20 @@ describe('web UI (chromium against a three-node lab cluster)', () => {
     assert.deepEqual(await whereRunning('web1'), [to]);
   });
 
+  test('the_console_page_shows_the_vms_screen_through_novnc', async () => {
+    // web1 runs on another node than node1, whose httpd serves the page:
+    // noVNC → node1's console WebSocket → that node's httpd → QEMU's VNC.
+    const [vm] = await rows('vms', { name: 'web1' });
+    await page.goto(`${URL}#/vms/${vm.id}/console`);
+    await page.getByText(en['console.state.connected']).waitFor({ timeout: 30_000 });
+    const canvas = page.locator('main canvas').first();
+    await canvas.waitFor({ timeout: 10_000 });
+    const box = await canvas.boundingBox();
+    assert.ok(box && box.width > 100 && box.height > 100, `the guest's screen is drawn: ${JSON.stringify(box)}`);
+    await page.screenshot({ path: join(ARTIFACTS, 'console-en.png'), fullPage: true });
+    assert.deepEqual(consoleErrors, []);
+  });
+
   test('the_dashboard_shows_a_power_cut_within_seconds', async () => {
     await page.goto(`${URL}#/`);
     await page.reload();

@@ -93,7 +93,8 @@ export function MetricChart({ history, figure, title, version }) {
                                                 label: history.names.get(id) || String(id),
                                                 stroke: PALETTE[i % PALETTE.length],
                                                 width: 2,
-                                                spanGaps: false,
+                                                // Nodes sample at different moments: join their points.
+                                                spanGaps: true,
                                                 value: (u, v) => formatPercent(v, 1),
                                         })),
                                 ],
