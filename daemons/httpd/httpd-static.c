@@ -53,13 +53,14 @@ int httpd_static_new(const char *dir, struct httpd_static **ret) {
 }
 
 /* A new build of the UI replaces the directory (removed and made again, or
- * renamed into place): the directory we hold is then gone (no links), and
- * the one at the path is opened instead. */
+ * the old one moved away and the new one renamed into place): the path then
+ * names another directory than the one we hold, and that one is opened. */
 static void reopen_if_replaced(struct httpd_static *s) {
-        struct stat st;
+        struct stat held, now;
         int fd;
 
-        if (fstat(s->dir_fd, &st) < 0 || st.st_nlink > 0)
+        if (fstat(s->dir_fd, &held) < 0 || stat(s->dir, &now) < 0 ||
+            (held.st_dev == now.st_dev && held.st_ino == now.st_ino))
                 return;
         fd = open(s->dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)

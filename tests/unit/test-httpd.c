@@ -2601,6 +2601,43 @@ static void slow_event_client_is_dropped(void **state) {
 
 /* ==== Static files ==== */
 
+/* A new build replaces the UI directory (moved away, a new one put in its
+ * place): the running server serves the new files, without a restart. */
+static void a_replaced_ui_directory_is_served_without_a_restart(void **state) {
+        struct fixture *f = *state;
+        struct response r;
+        char old[PATH_MAX + 8];
+
+        start(f);
+        http(f, "GET", "/", NULL, NULL, NULL, &r);
+        assert_int_equal(r.status, 200);
+        assert_non_null(strstr(r.body, "<title>Haven</title>"));
+        response_done(&r);
+
+        snprintf(old, sizeof old, "%s.old", f->ui);
+        assert_int_equal(rename(f->ui, old), 0);
+        assert_int_equal(mkdir(f->ui, 0755), 0);
+        write_file(f->ui, "index.html", "<!doctype html><title>Haven 2</title>\n");
+        http(f, "GET", "/", NULL, NULL, NULL, &r);
+        assert_int_equal(r.status, 200);
+        assert_non_null(strstr(r.body, "<title>Haven 2</title>"));
+        response_done(&r);
+        /* The old build is gone from the answers. */
+        http(f, "GET", "/logo.svg", NULL, NULL, NULL, &r);
+        assert_int_equal(r.status, 404);
+        response_done(&r);
+
+        /* Put the fixture's directory back for its teardown. */
+        {
+                char index[PATH_MAX + 16];
+
+                snprintf(index, sizeof index, "%s/index.html", f->ui);
+                assert_int_equal(unlink(index), 0);
+        }
+        assert_int_equal(rmdir(f->ui), 0);
+        assert_int_equal(rename(old, f->ui), 0);
+}
+
 static void static_files_have_types_caching_and_etags(void **state) {
         struct fixture *f = *state;
         struct response r;
@@ -6821,6 +6858,7 @@ int main(void) {
                 T(event_stream_carries_domain_events),
                 T(slow_event_client_is_dropped),
                 T(static_files_have_types_caching_and_etags),
+                T(a_replaced_ui_directory_is_served_without_a_restart),
                 T(precompressed_files_go_to_gzip_clients),
                 T(static_paths_never_leave_the_ui_directory),
                 T(names_and_paths_are_judged_as_documented),
