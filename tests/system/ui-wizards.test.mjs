@@ -7,9 +7,18 @@
 // on the Nodes page and the New VM wizard creates a VM with a new disk on
 // the cluster share and starts it (the node agent makes the disk's image).
 // Every step is photographed under tests/system/artifacts/ui-wizards/.
+// Then the cluster network wizard (its path check with a real ping, a
+// switch for VM traffic), the storage wizard (the eSAN pair, an eSAN disk,
+// a disk on the share) and the New VM wizard with a NIC on that switch.
 // Bad inputs tried: a wrong administrator password when joining (the
 // server's error lands at the password field, nothing joins), a VM name
-// that is taken (the error lands at the name field).
+// that is taken (the error lands at the name field); as typed: an MTU of
+// 10000, a VLAN id of 5000, one eSAN node instead of two, a malformed MAC;
+// and what only the server can know — another administrator takes the
+// switch's name, the eSAN disk's name or the NIC's MAC while the wizard is
+// open: each wizard, applying now, shows the server's refusal at that field
+// on its step, and nothing of the batch is written (the whole batch is one
+// transaction).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, statSync } from 'node:fs';
@@ -17,7 +26,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { NOTHING_LEFT, lab, labProcesses, leftovers, waitFor } from './lib/lab.mjs';
-import { converged, domainCall } from './lib/domain.mjs';
+import { converged, domainCall, domainStatus, insertOp } from './lib/domain.mjs';
 import { hostPath, safetyWatcher, whereRunning } from './lib/vm.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -38,6 +47,35 @@ describe('the setup and VM wizards (chromium, three fresh lab nodes)', () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 }, locale: 'en-US' });
     page.on('pageerror', (e) => errors.push(String(e)));
     return page;
+  }
+
+  async function login(page) {
+    await page.goto(url(1));
+    await page.getByLabel('Administrator').fill('admin');
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Log in' }).click();
+    await page.getByRole('navigation').waitFor();
+  }
+
+  const rows = async (table, where) =>
+    (await domainCall(1, { request: 'query', table, ...(where ? { where } : {}) })).rows;
+
+  // What another administrator does meanwhile, through node2.
+  async function otherAdmin(ops) {
+    const r = await domainCall(2, { request: 'submit', ops, actor: 'other-admin' });
+    assert.ok(!r.error, JSON.stringify(r.error));
+    await waitFor('node1 has it', async () => (await domainStatus(1)).version >= r.version,
+      { timeoutMs: 10_000, intervalMs: 100 });
+  }
+
+  // The field's error (the server's or the UI's own): aria-invalid, and its text names the cause.
+  async function errorAt(field, pattern) {
+    await waitFor('the error at its field', async () => (await field.getAttribute('aria-invalid')) === 'true',
+      { timeoutMs: 15_000, intervalMs: 100 });
+    const id = ((await field.getAttribute('aria-describedby')) || '').split(' ').find((x) => x.endsWith('-error'));
+    assert.ok(id, 'the error is tied to the field');
+    const text = await field.page().locator(`[id="${id}"]`).innerText();
+    assert.match(text, pattern);
   }
 
   // The cluster setup wizard on node (fresh), up to its fencing step.
@@ -207,5 +245,172 @@ describe('the setup and VM wizards (chromium, three fresh lab nodes)', () => {
     await snap(page, 'vm-wizard-name-taken');
     assert.equal((await domainCall(1, { request: 'query', table: 'vms' })).rows.length, 1);
     assert.deepEqual(errors, []);
+  });
+
+  test('the_cluster_network_wizard_checks_the_path_and_makes_a_switch', async () => {
+    const page = await newPage();
+    await login(page);
+    await page.goto(`${url(1)}#/networks`);
+    await page.getByRole('button', { name: 'Cluster network…' }).click();
+    const wizard = page.getByRole('dialog');
+    await wizard.getByText(/Step 1 of 4/).waitFor({ timeout: 15_000 });
+    // The interface that carries node1's address is chosen already.
+    assert.equal(await wizard.getByLabel('Use eth0').isChecked(), true);
+    const mtu = wizard.getByLabel('MTU', { exact: true });
+    await mtu.fill('10000');
+    await errorAt(mtu, /576 to 9000/);
+    const vlan = wizard.getByLabel('VLAN ID', { exact: true });
+    await vlan.fill('5000');
+    await errorAt(vlan, /1 to 4094/);
+    await vlan.fill('');
+    await wizard.getByLabel('Jumbo frames (MTU 9000)').check();
+    assert.equal(await mtu.inputValue(), '9000');
+    await wizard.getByRole('note').filter({ hasText: 'must support this MTU' }).waitFor();
+    await snap(page, 'net-wizard-jumbo');
+    await wizard.getByRole('button', { name: 'Next' }).click();
+    await wizard.getByText(/Step 2 of 4/).waitFor();
+    // A real check: ping with don't-fragment from node1 to the others,
+    // whose veths take 1500 bytes.
+    await wizard.getByRole('button', { name: 'Check every node' }).click();
+    for (const node of ['node2', 'node3']) {
+      const row = wizard.getByRole('row', { name: new RegExp(node) });
+      await row.getByText('Does not pass').waitFor({ timeout: 30_000 });
+      assert.match(await row.innerText(), /at most 1[,.]?500 bytes/);
+    }
+    await snap(page, 'net-wizard-check-9000');
+    await wizard.getByRole('button', { name: 'Back' }).click();
+    await wizard.getByLabel('Jumbo frames (MTU 9000)').uncheck();
+    assert.equal(await mtu.inputValue(), '1500');
+    await wizard.getByRole('button', { name: 'Next' }).click();
+    await wizard.getByRole('button', { name: 'Check every node' }).click();
+    for (const node of ['node2', 'node3'])
+      await wizard.getByRole('row', { name: new RegExp(node) }).getByText('Passes').waitFor({ timeout: 30_000 });
+    await snap(page, 'net-wizard-check-1500');
+    await wizard.getByRole('button', { name: 'Next' }).click();
+    await wizard.getByText(/Step 3 of 4/).waitFor();
+    await wizard.getByLabel('Use eth0').check();
+    await wizard.getByRole('note').filter({ hasText: 'carry the interconnect too' }).waitFor();
+    const name = wizard.getByLabel('Name of the virtual switch');
+    assert.equal(await name.inputValue(), 'vmnet');
+    // Meanwhile another administrator makes a switch of that name.
+    await otherAdmin([insertOp('networks', { name: 'vmnet', uplinks: ['eth1'] })]);
+    await wizard.getByRole('button', { name: 'Next' }).click();
+    await wizard.getByText(/Step 4 of 4/).waitFor();
+    await wizard.getByLabel('Apply now').check();
+    await wizard.getByRole('button', { name: 'Finish' }).click();
+    await errorAt(name, /already used/);
+    await wizard.getByText(/Step 3 of 4/).waitFor();
+    await snap(page, 'net-wizard-name-taken');
+    assert.deepEqual((await rows('networks')).map((n) => n.name), ['vmnet'], 'nothing of the batch written');
+    await name.fill('vmswitch');
+    await wizard.getByRole('button', { name: 'Next' }).click();
+    await wizard.getByRole('button', { name: 'Finish' }).click();
+    await wizard.getByRole('status').filter({ hasText: 'The networks are saved.' }).waitFor({ timeout: 15_000 });
+    await snap(page, 'net-wizard-done');
+    const nets = Object.fromEntries((await rows('networks')).map((n) => [n.name, n]));
+    assert.deepEqual(nets.interconnect.uplinks, ['eth0']);
+    assert.equal(nets.interconnect.mtu, 1500);
+    assert.equal(nets.interconnect.bonding_mode, 'none');
+    assert.equal(nets.interconnect.vlan_id ?? null, null);
+    assert.deepEqual(nets.vmswitch.uplinks, ['eth0']);
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
+  test('the_storage_wizard_makes_the_esan_pair_and_its_disks', async () => {
+    const page = await newPage();
+    await login(page);
+    await page.goto(`${url(1)}#/storage`);
+    await page.getByRole('button', { name: 'Storage wizard…' }).click();
+    const wizard = page.getByRole('dialog');
+    await wizard.getByText(/Step 1 of 4/).waitFor({ timeout: 15_000 });
+    const node2 = wizard.getByLabel('node2', { exact: true });
+    await node2.uncheck();
+    await errorAt(node2, /exactly two nodes/);
+    await node2.check();
+    await wizard.getByRole('button', { name: 'Next' }).click();
+    await wizard.getByText(/Step 2 of 4/).waitFor();
+    const esanName = wizard.getByLabel('Name', { exact: true });
+    assert.equal(await esanName.inputValue(), 'esan');
+    await wizard.getByLabel('Size', { exact: true }).fill('1');
+    await wizard.getByRole('button', { name: 'Next' }).click();
+    await wizard.getByText(/Step 3 of 4/).waitFor();
+    await wizard.getByLabel('Create a disk on the cluster share').check();
+    await wizard.getByLabel('Size', { exact: true }).fill('0');
+    await errorAt(wizard.getByLabel('Size', { exact: true }), /1 MiB/);
+    await wizard.getByLabel('Size', { exact: true }).fill('1');
+    // Meanwhile another administrator takes the eSAN disk's name.
+    await otherAdmin([insertOp('disks', { name: 'esan', kind: 'shared', size_mib: 16, path: '/srv/haven/shared/other.img' })]);
+    await wizard.getByRole('button', { name: 'Next' }).click();
+    await wizard.getByText(/Step 4 of 4/).waitFor();
+    await wizard.getByLabel('Apply now').check();
+    await wizard.getByRole('button', { name: 'Finish' }).click();
+    await wizard.getByText(/Step 2 of 4/).waitFor({ timeout: 15_000 });
+    await errorAt(esanName, /already used/);
+    await snap(page, 'storage-wizard-name-taken');
+    assert.ok((await rows('nodes')).every((n) => !n.esan_member), 'no node joined the eSAN');
+    assert.deepEqual((await rows('disks')).map((x) => x.name).sort(), ['esan', 'wiz1-disk0']);
+    await esanName.fill('esan1');
+    await wizard.getByRole('button', { name: 'Next' }).click();
+    await wizard.getByRole('button', { name: 'Next' }).click();
+    await wizard.getByRole('button', { name: 'Finish' }).click();
+    await wizard.getByRole('status').filter({ hasText: 'The storage is set up.' }).waitFor({ timeout: 15_000 });
+    await snap(page, 'storage-wizard-done');
+    const members = (await rows('nodes')).filter((n) => n.esan_member).map((n) => n.name).sort();
+    assert.deepEqual(members, ['node1', 'node2']);
+    const disks = Object.fromEntries((await rows('disks')).map((x) => [x.name, x]));
+    assert.equal(disks.esan1.kind, 'esan');
+    assert.equal(disks.esan1.size_mib, 1024);
+    assert.deepEqual([...disks.esan1.nodes].sort(), [1, 2]);
+    assert.equal(disks.shared.kind, 'shared');
+    assert.equal(disks.shared.path, '/srv/haven/shared/shared.img');
+    assert.deepEqual(errors, []);
+    await page.close();
+  });
+
+  test('the_new_vm_wizard_shows_a_mac_taken_meanwhile_at_its_field', async () => {
+    const page = await newPage();
+    await login(page);
+    await page.goto(`${url(1)}#/vms`);
+    await page.getByRole('button', { name: 'New VM…' }).click();
+    const wizard = page.getByRole('dialog');
+    await wizard.getByLabel('Name', { exact: true }).fill('wiz2');
+    await wizard.getByLabel('Memory', { exact: true }).fill('64');
+    await wizard.getByLabel('Unit of Memory').selectOption({ label: 'MiB' });
+    await wizard.getByRole('button', { name: 'Next' }).click();
+    await wizard.getByText('Step 2 of 6').waitFor();
+    await wizard.getByRole('button', { name: 'Next' }).click();
+    await wizard.getByText('Step 3 of 6').waitFor();
+    await wizard.getByLabel('Virtual switch').selectOption({ label: 'vmswitch' });
+    const mac = wizard.getByLabel('MAC address');
+    await mac.fill('52:54:00:zz:00:01');
+    await errorAt(mac, /six hex pairs/);
+    await mac.fill('52:54:00:AA:BB:01');
+    const [vmnet] = await rows('networks', { name: 'vmnet' });
+    await otherAdmin([
+      insertOp('vms', { name: 'other-vm', memory_mib: 32 }),
+      insertOp('vm_nics', { vm_id: { ref: 0 }, network_id: vmnet.id, mac: '52:54:00:aa:bb:01' }),
+    ]);
+    for (const step of [4, 5, 6]) {
+      await wizard.getByRole('button', { name: 'Next' }).click();
+      await wizard.getByText(`Step ${step} of 6`).waitFor();
+    }
+    await wizard.getByRole('button', { name: 'Create the VM' }).click();
+    await wizard.getByText('Step 3 of 6').waitFor({ timeout: 15_000 });
+    await errorAt(mac, /already used/);
+    await snap(page, 'vm-wizard-mac-taken');
+    assert.deepEqual((await rows('vms')).map((v) => v.name).sort(), ['other-vm', 'wiz1'], 'no wiz2');
+    assert.ok(!(await rows('disks')).some((x) => x.name.startsWith('wiz2')), 'and no disk of it');
+    await mac.fill('52:54:00:aa:bb:02');
+    for (let i = 0; i < 3; i++) await wizard.getByRole('button', { name: 'Next' }).click();
+    await wizard.getByRole('button', { name: 'Create the VM' }).click();
+    await wizard.getByText('wiz2 is created').waitFor({ timeout: 30_000 });
+    const [vm] = await rows('vms', { name: 'wiz2' });
+    const [vmswitch] = await rows('networks', { name: 'vmswitch' });
+    const [nic] = await rows('vm_nics', { vm_id: vm.id });
+    assert.equal(nic.mac, '52:54:00:aa:bb:02');
+    assert.equal(nic.network_id, vmswitch.id);
+    assert.deepEqual(errors, []);
+    await page.close();
   });
 });

@@ -9,6 +9,12 @@
 // without an English string left. The page must not log an error to its
 // console (noVNC's "secure context" warning on plain HTTP, and the
 // browser's note of the session check's expected 401, excepted).
+// Keyboard only: login, the skip link, the focus order of the top bar
+// and navigation, a VM's Actions menu (arrows, Escape), a dialog that
+// keeps and returns the focus, a wizard closed with Escape. A tablet (768
+// × 1024, touch): every page without sideways scrolling (screenshots
+// PAGE-tablet.png), the navigation behind the menu button, a VM's actions
+// by touch, a wizard that fits the screen.
 // Bad inputs tried: a wrong password at the login (the page says so and
 // stays there).
 import { after, before, describe, test } from 'node:test';
@@ -181,6 +187,149 @@ describe('web UI (chromium against a three-node lab cluster)', () => {
     const box = await canvas.boundingBox();
     assert.ok(box && box.width > 100 && box.height > 100, `the guest's screen is drawn: ${JSON.stringify(box)}`);
     await page.screenshot({ path: join(ARTIFACTS, 'console-en.png'), fullPage: true });
+    assert.deepEqual(consoleErrors, []);
+  });
+
+  test('keyboard_only_login_skip_link_focus_order_and_a_vm_menu', async () => {
+    // No mouse: every step below is a key press (playwright's keyboard).
+    const kb = await browser.newPage({ viewport: { width: 1280, height: 900 }, locale: 'en-US' });
+    kb.on('pageerror', (e) => consoleErrors.push(String(e)));
+    // What has the focus, by its accessible name (label, aria-label, text).
+    const focused = () => kb.evaluate(() => {
+      const e = document.activeElement;
+      if (!e || e === document.body) return null;
+      const label = e.getAttribute('aria-label') || (e.labels && e.labels[0] && e.labels[0].innerText) ||
+        e.innerText || e.id || e.tagName;
+      return label.replace(/[▾☰]/g, '').trim();
+    });
+    const tabTo = async (pred, what, { max = 80, key = 'Tab' } = {}) => {
+      for (let i = 0; i < max; i++) {
+        await kb.keyboard.press(key);
+        if (await pred()) return;
+      }
+      throw new Error(`${key} never reached ${what}`);
+    };
+    await kb.goto(URL);
+    await kb.getByLabel(en['login.name']).waitFor();
+    await tabTo(async () => (await focused()) === en['login.name'], 'the name field');
+    await kb.keyboard.type('admin');
+    await kb.keyboard.press('Tab');
+    assert.equal(await focused(), en['login.password']);
+    await kb.keyboard.type(LAB_PASSWORD);
+    await kb.keyboard.press('Enter');
+    await kb.getByRole('heading', { name: en['dash.nodes'] }).waitFor({ timeout: 10_000 });
+    // The new page's heading has the focus.
+    assert.equal(await kb.evaluate(() => document.activeElement.id), 'page-title');
+    // Focus order, walked backwards to the first stop (the skip link):
+    // the top bar, then the navigation in its visual order.
+    const back = [];
+    await tabTo(async () => {
+      back.push(await focused());
+      return back[back.length - 1] === en['shell.skip'];
+    }, 'the skip link', { max: 40, key: 'Shift+Tab' });
+    const order = back.reverse();
+    const nav = ['nav.dashboard', 'nav.nodes', 'nav.vms', 'nav.storage', 'nav.networks', 'nav.fencing',
+      'nav.infrastructure', 'nav.jobs', 'nav.audit'].map((k) => en[k]);
+    const at = nav.map((n) => order.indexOf(n));
+    assert.ok(at.every((x, i) => x >= 0 && (i === 0 || x === at[i - 1] + 1)), `navigation in order: ${JSON.stringify(order)}`);
+    assert.ok(order.indexOf(en['shell.logout']) > 0 && order.indexOf(en['shell.logout']) < at[0],
+      `the skip link, the top bar, then the navigation: ${JSON.stringify(order)}`);
+    const skip = await kb.getByText(en['shell.skip']).boundingBox();
+    assert.ok(skip && skip.y >= 0 && skip.height > 0, 'the focused skip link is on screen');
+    // Enter on the skip link moves the focus to the page itself.
+    await kb.keyboard.press('Enter');
+    assert.equal(await kb.evaluate(() => document.activeElement.id), 'main');
+    // To the VMs page through the navigation.
+    await tabTo(async () => (await focused()) === en['nav.vms'], 'the VMs link', { key: 'Shift+Tab' });
+    await kb.keyboard.press('Enter');
+    await kb.waitForURL(/#\/vms$/);
+    await kb.getByRole('row', { name: /web1/ }).waitFor({ timeout: 10_000 });
+    // web1's Actions menu: open, walk with the arrows, choose.
+    await tabTo(() => kb.evaluate(() => {
+      const e = document.activeElement;
+      return e.classList.contains('menu-button') && !!e.closest('tr') && e.closest('tr').innerText.includes('web1');
+    }), 'web1\'s Actions button');
+    await kb.keyboard.press('Enter');
+    await kb.getByRole('menu').waitFor();
+    assert.equal(await kb.evaluate(() => document.activeElement.getAttribute('role')), 'menuitem', 'the menu has the focus');
+    await kb.keyboard.press('Escape');
+    assert.equal(await kb.evaluate(() => document.activeElement.classList.contains('menu-button')), true,
+      'Escape gives the focus back to the button');
+    await kb.keyboard.press('ArrowDown');
+    await kb.getByRole('menu').waitFor();
+    for (let i = 0; i < 20 && (await focused()) !== en['vms.prefer-menu']; i++) await kb.keyboard.press('ArrowDown');
+    assert.equal(await focused(), en['vms.prefer-menu']);
+    await kb.keyboard.press('Enter');
+    const dialog = kb.getByRole('dialog');
+    await dialog.waitFor();
+    assert.equal(await kb.evaluate(() => !!document.activeElement.closest('dialog')), true, 'the dialog has the focus');
+    const [where] = await whereRunning('web1');
+    const want = `node${where}`;
+    for (let i = 0; i < 10 && (await dialog.getByLabel(en['col.node']).evaluate((e) => e.selectedOptions[0].text)) !== want; i++)
+      await kb.keyboard.press('ArrowDown');
+    await kb.screenshot({ path: join(ARTIFACTS, 'keyboard-prefer-dialog.png') });
+    await tabTo(async () => (await focused()) === en['common.save'], 'Save', { max: 10 });
+    await kb.keyboard.press('Enter');
+    await dialog.waitFor({ state: 'detached', timeout: 10_000 });
+    const [vm] = await rows('vms', { name: 'web1' });
+    assert.equal(vm.preferred_node_id, where, 'the preference was saved through the keyboard');
+    assert.equal(await kb.evaluate(() => document.activeElement.classList.contains('menu-button')), true,
+      'the focus is back on the Actions button');
+    await submit([{ op: 'update', table: 'vms', id: vm.id, values: { preferred_node_id: null } }]);
+    // The New VM wizard: Escape closes it (nothing typed), focus returns.
+    await tabTo(async () => (await focused()) === en['wizard.vm.open'], 'New VM…', { key: 'Shift+Tab' });
+    await kb.keyboard.press('Enter');
+    await kb.getByRole('dialog').waitFor();
+    assert.equal(await focused(), en['col.name']);
+    await kb.keyboard.press('Escape');
+    await kb.getByRole('dialog').waitFor({ state: 'detached' });
+    assert.equal(await focused(), en['wizard.vm.open']);
+    await kb.close();
+    assert.deepEqual(consoleErrors, []);
+  });
+
+  test('a_tablet_sees_every_page_without_sideways_scrolling', async () => {
+    const context = await browser.newContext({
+      viewport: { width: 768, height: 1024 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, locale: 'en-US',
+    });
+    const tab = await context.newPage();
+    tab.on('pageerror', (e) => consoleErrors.push(String(e)));
+    await tab.goto(URL);
+    await tab.getByLabel(en['login.name']).fill('admin');
+    await tab.getByLabel(en['login.password']).fill(LAB_PASSWORD);
+    await tab.getByRole('button', { name: en['login.submit'] }).tap();
+    await tab.getByRole('heading', { name: en['dash.nodes'] }).waitFor({ timeout: 10_000 });
+    const overflow = [];
+    for (const p of PAGES) {
+      await tab.goto(`${URL}${route(p)}`);
+      await tab.locator('main h1').first().waitFor({ timeout: 10_000 });
+      await tab.waitForLoadState('networkidle').catch(() => {});
+      const w = await tab.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+      if (w[0] > w[1]) overflow.push(`${p}: ${w[0]} > ${w[1]}`);
+      await tab.screenshot({ path: join(ARTIFACTS, `${p}-tablet.png`), fullPage: true });
+    }
+    assert.deepEqual(overflow, [], 'no page is wider than the tablet');
+    // The navigation folds into the menu button.
+    const nav = tab.getByRole('navigation', { name: en['shell.navigation'] });
+    assert.equal(await nav.isVisible(), false);
+    await tab.getByRole('button', { name: en['shell.menu'] }).tap();
+    await nav.getByRole('link', { name: en['nav.vms'] }).tap();
+    await tab.waitForURL(/#\/vms$/);
+    assert.equal(await nav.isVisible(), false, 'the menu folds away after a choice');
+    // A VM's actions without a right click: the Actions button, the menu
+    // inside the screen.
+    await tab.getByRole('row', { name: /web1/ }).getByRole('button', { name: en['col.actions'] }).tap();
+    const box = await tab.getByRole('menu').boundingBox();
+    assert.ok(box && box.x >= 0 && box.x + box.width <= 768 && box.y + box.height <= 1024, `menu on screen: ${JSON.stringify(box)}`);
+    await tab.screenshot({ path: join(ARTIFACTS, 'vms-menu-tablet.png') });
+    await tab.keyboard.press('Escape');
+    // A wizard fits the screen.
+    await tab.getByRole('button', { name: en['wizard.vm.open'] }).tap();
+    await tab.getByRole('dialog').getByLabel(en['col.name'], { exact: true }).waitFor();
+    const dialog = await tab.getByRole('dialog').boundingBox();
+    assert.ok(dialog && dialog.x >= 0 && dialog.x + dialog.width <= 768, `the wizard fits: ${JSON.stringify(dialog)}`);
+    await tab.screenshot({ path: join(ARTIFACTS, 'vm-wizard-tablet.png') });
+    await context.close();
     assert.deepEqual(consoleErrors, []);
   });
 

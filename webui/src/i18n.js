@@ -121,6 +121,11 @@ export function formatTime(usec) {
                 .format(new Date(usec / 1000));
 }
 
+// A clock time of today (a chart's axis): 14:05:30 / 2:05:30 PM.
+export function formatClock(sec) {
+        return new Intl.DateTimeFormat(current, { timeStyle: "medium" }).format(new Date(sec * 1000));
+}
+
 export function formatDuration(ms) {
         if (ms === null || ms === undefined)
                 return "—";

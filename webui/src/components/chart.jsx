@@ -7,10 +7,11 @@
 import { useEffect, useRef } from "preact/hooks";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
-import { formatPercent, language } from "../i18n.js";
+import { formatClock, formatPercent, language } from "../i18n.js";
 
 export const PALETTE = ["#1f77b4", "#d95f02", "#2ca02c", "#9467bd", "#e7298a", "#8c564b", "#17becf", "#7f7f7f"];
 const WINDOW_SEC = 300;
+const MIN_SPAN_SEC = 60;
 
 // Samples per node: node id → [{time (s), cpu, mem, disk}], the last
 // WINDOW_SEC seconds.
@@ -82,9 +83,24 @@ export function MetricChart({ history, figure, title, version }) {
                         plot.current = new uPlot({
                                 width,
                                 height: 160,
-                                scales: { y: { range: [0, 100] } },
+                                scales: {
+                                        // The samples' span, at least the last minute. From the
+                                        // data itself: for a single sample uPlot proposes a
+                                        // span of 86400 / 1e-3 s (years).
+                                        x: {
+                                                time: true,
+                                                range: (u) => {
+                                                        const xs = u.data[0] || [];
+                                                        const last = xs.length ? xs[xs.length - 1] : Date.now() / 1000;
+                                                        const first = xs.length ? xs[0] : last;
+                                                        return [Math.min(first, last - MIN_SPAN_SEC), last];
+                                                },
+                                        },
+                                        y: { range: [0, 100] },
+                                },
                                 axes: [
-                                        {},
+                                        // One line of clock times in the UI's language.
+                                        { space: 90, values: (u, ticks) => ticks.map((v) => formatClock(v)) },
                                         { values: (u, ticks) => ticks.map((v) => formatPercent(v)), size: 50 },
                                 ],
                                 series: [

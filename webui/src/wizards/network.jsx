@@ -104,11 +104,20 @@ function CheckResult({ result }) {
                 return <span role="status"><progress aria-label={t("wizard.net.checking")} /> {t("wizard.net.checking")}</span>;
         if (result.error)
                 return <Badge tone="bad">{result.error}</Badge>;
+        // In the UI's language where the answer's numbers say it all;
+        // ping's own complaint (a name it cannot resolve...) as it is.
+        let text = result.message;
+        if (result.ok)
+                text = result.rtt_avg_ms !== null && result.rtt_avg_ms !== undefined
+                        ? t("wizard.net.rtt", { ms: formatNumber(result.rtt_avg_ms) }) : "";
+        else if (result.path_mtu)
+                text = t("wizard.net.path-mtu", { mtu: formatNumber(result.path_mtu) });
+        else if (result.transmitted > 0)
+                text = t("wizard.net.frames-back", { received: result.received, transmitted: result.transmitted });
         return (
                 <span>
                         {result.ok ? <Badge tone="ok">{t("wizard.net.check-ok")}</Badge> : <Badge tone="bad">{t("wizard.net.check-failed")}</Badge>}
-                        {" "}{result.message}
-                        {result.path_mtu ? ` ${t("wizard.net.path-mtu", { mtu: formatNumber(result.path_mtu) })}` : ""}
+                        {text ? ` ${text}` : ""}
                 </span>
         );
 }

@@ -222,10 +222,26 @@ export function Wizard({ title, steps, form, onClose, onFinish, mapError, finish
         const last = at === visible.length - 1;
 
         // A new step: its heading gets the focus, unless a field with a
-        // problem should have it (focusProblem).
+        // problem should have it (focusProblem). When the wizard opens,
+        // its first field instead, once the dialog around it has placed
+        // its own focus (after the frame: a dialog shown while the
+        // wizard's data loaded may have kept it).
+        const opened = useRef(false);
         useLayoutEffect(() => {
+                if (!opened.current) {
+                        opened.current = true;
+                        const id = requestAnimationFrame(() => {
+                                const first = body.current && body.current.querySelector("input:not([type=hidden]), select, textarea");
+                                if (first && !first.disabled)
+                                        first.focus();
+                                else if (heading.current)
+                                        heading.current.focus({ preventScroll: true });
+                        });
+                        return () => cancelAnimationFrame(id);
+                }
                 if (!focusInvalid.current && heading.current)
                         heading.current.focus({ preventScroll: true });
+                return undefined;
         }, [at, step && step.id, !!done]);
 
         // After the next render: the first field with a problem gets the
