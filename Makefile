@@ -101,7 +101,7 @@ haven-httpd_LIBS := -lwslay
 # The VM controller: node agent (libvirt) and HA manager.
 PROGRAMS += haven-vmd
 haven-vmd_SRCS := $(wildcard daemons/vmd/*.c)
-haven-vmd_PKGS := libvirt libxml-2.0 uuid
+haven-vmd_PKGS := libvirt libxml-2.0 uuid libnl-route-3.0
 
 # The HA scenario simulator and the placement benchmark: the decision core
 # (daemons/vmd/vmd-decide.c, pure C) and no daemon around it.
@@ -173,6 +173,9 @@ test-vmd-rows_PKGS  := libxml-2.0 uuid
 
 test-vmd-libvirt_EXTRA := daemons/vmd/vmd-libvirt.c daemons/vmd/vmd-xml.c
 test-vmd-libvirt_PKGS  := libvirt libxml-2.0 uuid
+
+test-vmd-net_EXTRA := daemons/vmd/vmd-net.c daemons/vmd/vmd-xml.c
+test-vmd-net_PKGS  := libnl-route-3.0 libxml-2.0 uuid
 
 ALL_PKGS += $(sort $(foreach t,$(UNIT_NAMES),$($(t)_PKGS)))
 

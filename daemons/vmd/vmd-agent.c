@@ -28,6 +28,7 @@
 #include "haven/text.h"
 
 #include "vmd.h"
+#include "vmd-net.h"
 
 #define ERROR_MAX 256u
 
@@ -67,6 +68,11 @@ struct vmd_agent {
         char *status_published;
         bool state_dirty;
         uint64_t memory_mib;
+        /* The virtual switches (vmd-net.c): NULL when netlink could not
+         * be opened (VMs with NICs then cannot start here). */
+        struct vmd_net *net;
+        struct vmd_switch *switches;
+        size_t n_switches;
 };
 
 /* ==== VMs ==== */
@@ -311,6 +317,27 @@ static void publish_vm(struct vmd_agent *a, struct agent_vm *vm) {
                 publish_value(a, key, vm_value(vm), &vm->published);
 }
 
+/* [{name, bridge, port, error}] of the virtual switches on this node. */
+static struct json_object *switches_value(struct vmd_agent *a) {
+        struct json_object *list = json_object_new_array();
+
+        for (size_t i = 0; list && i < a->n_switches; i++) {
+                const struct vmd_switch *sw = &a->switches[i];
+                struct json_object *o = json_object_new_object();
+
+                if (!o || haven_json_add(o, "name", json_object_new_string(sw->name)) < 0 ||
+                    haven_json_add(o, "bridge", json_object_new_string(sw->bridge)) < 0 ||
+                    haven_json_add(o, "port", sw->port[0] ? json_object_new_string(sw->port) : NULL) < 0 ||
+                    haven_json_add(o, "error", sw->error[0] ? json_object_new_string(sw->error) : NULL) < 0 ||
+                    json_object_array_add(list, o) < 0) {
+                        json_object_put(o);
+                        json_object_put(list);
+                        return NULL;
+                }
+        }
+        return list;
+}
+
 static void publish_status(struct vmd_agent *a, bool ready) {
         _cleanup_(json_object_putp) struct json_object *o = json_object_new_object();
 
@@ -321,7 +348,8 @@ static void publish_status(struct vmd_agent *a, bool ready) {
             haven_json_add(o, "memory_mib", json_object_new_int64((int64_t) a->memory_mib)) < 0 ||
             haven_json_add(o, "uri", json_object_new_string(vmd_libvirt_uri(a->lv))) < 0 ||
             haven_json_add(o, "domain_type", json_object_new_string(
-                                                     vm_domain_type_to_string(a->v->domain_type))) < 0)
+                                                     vm_domain_type_to_string(a->v->domain_type))) < 0 ||
+            haven_json_add(o, "switches", switches_value(a)) < 0)
                 return;
         publish_value(a, VMD_STATUS_KEY, TAKE_PTR(o), &a->status_published);
 }
@@ -454,6 +482,66 @@ static int shared_images_ensure(struct json_object *tables, int64_t vm_id,
         return 0;
 }
 
+/* Makes this node's virtual switches match the networks rows; logs a
+ * switch's problem when it changes. Only on a current view: a stale one
+ * could delete a switch VMs still need. */
+static void switches_apply(struct vmd_agent *a) {
+        struct vmd_switch *now = NULL;
+        size_t n = 0;
+        int r;
+
+        if (vmd_switches_from_rows(haven_domain_rows(a->v->domain, "networks"), &now, &n) < 0)
+                return;
+        if (!a->net) {
+                for (size_t i = 0; i < n; i++)
+                        if (!now[i].error[0])
+                                snprintf(now[i].error, sizeof(now[i].error),
+                                         "this node's network links cannot be changed (no netlink)");
+        } else {
+                r = vmd_net_apply(a->net, now, n);
+                if (r < 0)
+                        for (size_t i = 0; i < n; i++)
+                                if (!now[i].error[0])
+                                        snprintf(now[i].error, sizeof(now[i].error),
+                                                 "this node's interfaces cannot be read");
+        }
+        for (size_t i = 0; i < n; i++) {
+                const struct vmd_switch *before =
+                        vmd_switch_by_bridge(a->switches, a->n_switches, now[i].bridge);
+
+                if (now[i].error[0] && (!before || !streq(before->error, now[i].error)))
+                        log_warning("switch '%s': %s", now[i].name, now[i].error);
+                else if (!now[i].error[0] && before && before->error[0])
+                        log_info("switch '%s': ready (%s)", now[i].name, now[i].bridge);
+        }
+        free(a->switches);
+        a->switches = now;
+        a->n_switches = n;
+}
+
+/* Whether every bridge the VM's NICs plug into is ready here; *why if not. */
+static bool switches_ready(struct vmd_agent *a, const struct vmd_spec *spec, char *why, size_t size) {
+        for (size_t i = 0; i < spec->spec.n_nics; i++) {
+                const struct vmd_switch *sw =
+                        vmd_switch_by_bridge(a->switches, a->n_switches, spec->spec.nics[i].bridge);
+
+                if (!sw) {
+                        snprintf(why, size, "the bridge %s belongs to no virtual switch here",
+                                 spec->spec.nics[i].bridge);
+                        return false;
+                }
+                if (sw->error[0]) {
+                        char text[512];
+
+                        snprintf(text, sizeof(text), "the virtual switch %s is not ready on this node: %s",
+                                 sw->name, sw->error);
+                        haven_text_copy_cut(why, size, text);
+                        return false;
+                }
+        }
+        return true;
+}
+
 static void vm_start(struct vmd_agent *a, struct agent_vm *vm,
                      struct json_object *tables) {
         _cleanup_(vmd_spec_done) struct vmd_spec spec = {};
@@ -461,7 +549,13 @@ static void vm_start(struct vmd_agent *a, struct agent_vm *vm,
         const char *why = NULL;
         int r;
 
+        char switch_why[sizeof(vm->error) - 16];
+
         r = vmd_spec_build(tables, vm->vm_id, a->v->domain_type, &spec, &why);
+        if (r >= 0 && !switches_ready(a, &spec, switch_why, sizeof(switch_why))) {
+                why = switch_why;
+                r = -ENODEV;
+        }
         if (r >= 0)
                 r = shared_images_ensure(tables, vm->vm_id, &why);
         if (r >= 0)
@@ -906,6 +1000,8 @@ static void reconcile(struct vmd_agent *a) {
         placements = haven_domain_rows(d, "vm_placements");
         commands = haven_domain_rows(d, "vm_commands");
         vms = haven_domain_rows(d, "vms");
+        if (view_current(a))
+                switches_apply(a);
         r = list_domains(a, placements);
         if (r < 0) {
                 log_warning_errno(r, "Failed to list libvirt's domains: %s",
@@ -1048,6 +1144,8 @@ int vmd_agent_new(struct vmd *v, struct vmd_agent **ret) {
         if (r < 0)
                 return r;
         state_load(a);
+        if (vmd_net_new(&a->net) < 0)
+                log_warning("No netlink: virtual switches cannot be made on this node");
         r = vmd_libvirt_new(v->event,
                             &(struct vmd_libvirt_options) {.uri = v->libvirt_uri},
                             on_event, on_connection, a, &a->lv);
@@ -1064,6 +1162,8 @@ struct vmd_agent *vmd_agent_free(struct vmd_agent *a) {
                 vm_free(a->vms[i]);
         free(a->vms);
         vmd_libvirt_free(a->lv);
+        vmd_net_free(a->net);
+        free(a->switches);
         sd_event_source_disable_unref(a->timer);
         sd_event_source_disable_unref(a->defer);
         free(a->status_published);

@@ -11,7 +11,8 @@
  *                  the decision in one transaction;
  *   vmd-agent.c    the node agent: makes the node's libvirt match the
  *                  placements naming this node, carries out reboot/reset
- *                  and live migrations, publishes each VM in the status map.
+ *                  and live migrations, publishes each VM in the status map;
+ *                  has vmd-net.c make the node's virtual switches.
  * Must not: write the database itself (only through domaind), start a VM
  * the domain does not place on this node, or block the loop longer than
  * one bounded libvirt call.

@@ -8,8 +8,10 @@
 // the cluster share and starts it (the node agent makes the disk's image).
 // Every step is photographed under tests/system/artifacts/ui-wizards/.
 // Then the cluster network wizard (its path check with a real ping, a
-// switch for VM traffic), the storage wizard (the eSAN pair, an eSAN disk,
-// a disk on the share) and the New VM wizard with a NIC on that switch.
+// switch for VM traffic on the lab's eth1, which every node's haven-vmd
+// turns into a bridge with eth1 plugged in), the storage wizard (the eSAN
+// pair, an eSAN disk, a disk on the share) and the New VM wizard with a
+// NIC on that switch: started, its tap is a port of the switch's bridge.
 // Bad inputs tried: a wrong administrator password when joining (the
 // server's error lands at the password field, nothing joins), a VM name
 // that is taken (the error lands at the name field); as typed: an MTU of
@@ -25,7 +27,7 @@ import { mkdirSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
-import { NOTHING_LEFT, lab, labProcesses, leftovers, waitFor } from './lib/lab.mjs';
+import { NOTHING_LEFT, lab, labExec, labProcesses, leftovers, waitFor } from './lib/lab.mjs';
 import { converged, domainCall, domainStatus, insertOp } from './lib/domain.mjs';
 import { hostPath, safetyWatcher, whereRunning } from './lib/vm.mjs';
 
@@ -48,6 +50,15 @@ describe('the setup and VM wizards (chromium, three fresh lab nodes)', () => {
     page.on('pageerror', (e) => errors.push(String(e)));
     return page;
   }
+
+  // `ip -d -o link show dev NAME` in a node ("" if it has no such link).
+  const ipLink = (node, name) => {
+    try {
+      return labExec(node, 'ip', '-d', '-o', 'link', 'show', 'dev', name);
+    } catch {
+      return '';
+    }
+  };
 
   async function login(page) {
     await page.goto(url(1));
@@ -288,12 +299,17 @@ describe('the setup and VM wizards (chromium, three fresh lab nodes)', () => {
     await snap(page, 'net-wizard-check-1500');
     await wizard.getByRole('button', { name: 'Next' }).click();
     await wizard.getByText(/Step 3 of 4/).waitFor();
+    // eth0 carries the interconnect: the wizard warns; the lab's eth1
+    // (no address, a port of the host's VM bridge) is the one to use.
     await wizard.getByLabel('Use eth0').check();
     await wizard.getByRole('note').filter({ hasText: 'carry the interconnect too' }).waitFor();
+    await wizard.getByLabel('Use eth0').uncheck();
+    await wizard.getByLabel('Use eth1').check();
+    assert.equal(await wizard.getByRole('note').filter({ hasText: 'carry the interconnect too' }).count(), 0);
     const name = wizard.getByLabel('Name of the virtual switch');
     assert.equal(await name.inputValue(), 'vmnet');
     // Meanwhile another administrator makes a switch of that name.
-    await otherAdmin([insertOp('networks', { name: 'vmnet', uplinks: ['eth1'] })]);
+    await otherAdmin([insertOp('networks', { name: 'vmnet', uplinks: [] })]);
     await wizard.getByRole('button', { name: 'Next' }).click();
     await wizard.getByText(/Step 4 of 4/).waitFor();
     await wizard.getByLabel('Apply now').check();
@@ -312,7 +328,11 @@ describe('the setup and VM wizards (chromium, three fresh lab nodes)', () => {
     assert.equal(nets.interconnect.mtu, 1500);
     assert.equal(nets.interconnect.bonding_mode, 'none');
     assert.equal(nets.interconnect.vlan_id ?? null, null);
-    assert.deepEqual(nets.vmswitch.uplinks, ['eth0']);
+    assert.deepEqual(nets.vmswitch.uplinks, ['eth1']);
+    // Every node's agent makes the switch: a bridge with eth1 plugged in.
+    for (const node of [1, 2, 3])
+      await waitFor(`node${node} has the bridge hv-vmswitch with eth1`, () =>
+        ipLink(node, 'eth1').includes('master hv-vmswitch'), { timeoutMs: 15_000, intervalMs: 200 });
     assert.deepEqual(errors, []);
     await page.close();
   });
@@ -410,6 +430,15 @@ describe('the setup and VM wizards (chromium, three fresh lab nodes)', () => {
     const [nic] = await rows('vm_nics', { vm_id: vm.id });
     assert.equal(nic.mac, '52:54:00:aa:bb:02');
     assert.equal(nic.network_id, vmswitch.id);
+    // Started, the VM's NIC is plugged into the switch's bridge on its node.
+    await wizard.getByRole('button', { name: 'Start wiz2' }).click();
+    await waitFor('wiz2 running', async () => (await whereRunning('wiz2')).length === 1,
+      { timeoutMs: 60_000, intervalMs: 250 });
+    const [node] = await whereRunning('wiz2');
+    const ifaces = labExec(node, 'virsh', '-q', '-c', 'qemu:///system', 'domiflist', 'wiz2');
+    assert.match(ifaces, /bridge\s+hv-vmswitch\s+virtio\s+52:54:00:aa:bb:02/);
+    const tap = ifaces.trim().split(/\s+/)[0];
+    assert.match(ipLink(node, tap), /master hv-vmswitch/);
     assert.deepEqual(errors, []);
     await page.close();
   });
