@@ -455,6 +455,41 @@ static int build_monitoring(const struct httpd_dashboard_input *in,
         return 0;
 }
 
+/* The virtual switches a node's haven-vmd reports in its "vmd" entry:
+ * [{name, error}] (error null when the switch is ready there), or NULL
+ * while it reports none. Only well-formed items are copied. */
+static struct json_object *switches_of(struct json_object *vmd) {
+        struct json_object *list = NULL, *out;
+
+        if (haven_json_get_array(vmd, "switches", &list) < 0)
+                return NULL;
+        out = json_object_new_array();
+        for (size_t i = 0; out && i < httpd_array_length(list); i++) {
+                struct json_object *sw = json_object_array_get_idx(list, i),
+                                   *o, *error = NULL;
+                const char *name = string_of(sw, "name", NULL);
+
+                if (!name)
+                        continue;
+                (void) json_object_object_get_ex(sw, "error", &error);
+                o = json_object_new_object();
+                if (!o ||
+                    haven_json_add(o, "name", json_object_new_string(name)) <
+                            0 ||
+                    haven_json_add(o, "error",
+                                   json_object_is_type(error,
+                                                       json_type_string)
+                                           ? json_object_get(error)
+                                           : NULL) < 0 ||
+                    json_object_array_add(out, o) < 0) {
+                        json_object_put(o);
+                        json_object_put(out);
+                        return NULL;
+                }
+        }
+        return out;
+}
+
 static int build_nodes(const struct httpd_dashboard_input *in,
                        struct json_object *members, struct json_object *out) {
         static const char *const metrics[] = {
@@ -496,6 +531,11 @@ static int build_nodes(const struct httpd_dashboard_input *in,
                         if (add_metric(o, online ? sample : NULL, metrics[k]) <
                             0)
                                 return -ENOMEM;
+                if (haven_json_add(o, "switches",
+                                   online ? switches_of(entry_value(
+                                                    in->entries, "vmd", id))
+                                          : NULL) < 0)
+                        return -ENOMEM;
         }
         return haven_json_add(out, "nodes", TAKE_PTR(list));
 }

@@ -333,6 +333,22 @@ describe('the setup and VM wizards (chromium, three fresh lab nodes)', () => {
     for (const node of [1, 2, 3])
       await waitFor(`node${node} has the bridge hv-vmswitch with eth1`, () =>
         ipLink(node, 'eth1').includes('master hv-vmswitch'), { timeoutMs: 15_000, intervalMs: 200 });
+    await wizard.getByRole('button', { name: 'Close' }).last().click();
+    const row = (name) => page.getByRole('row', { name: new RegExp(`^${name}\\b`) });
+    await row('vmswitch').getByText('Ready on 3 of 3 nodes').waitFor({ timeout: 15_000 });
+    await row('vmnet').getByText('Ready on 3 of 3 nodes').waitFor({ timeout: 15_000 });
+    await row('interconnect').getByText(/stored, not applied/).waitFor();
+    // A switch on the interface that carries the interconnect: no node
+    // makes it a bridge port (the node would lose its address); the page
+    // says why, per node, and the nodes stay reachable.
+    await otherAdmin([insertOp('networks', { name: 'unsafe', uplinks: ['eth0'] })]);
+    await row('unsafe').getByText('Not ready on 3 of 3 nodes').waitFor({ timeout: 15_000 });
+    assert.match(await row('unsafe').innerText(), /node2: eth0 carries 198\.18\.0\.2/);
+    await snap(page, 'networks-switch-states');
+    for (const node of [1, 2, 3]) assert.doesNotMatch(ipLink(node, 'eth0'), /master/);
+    assert.ok(!ipLink(1, 'hv-unsafe'), 'no bridge for a switch whose port cannot be had');
+    const [unsafe] = await rows('networks', { name: 'unsafe' });
+    await otherAdmin([{ op: 'delete', table: 'networks', id: unsafe.id }]);
     assert.deepEqual(errors, []);
     await page.close();
   });

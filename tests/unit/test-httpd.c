@@ -4838,7 +4838,14 @@ static void dashboard_tables(struct fixture *f) {
                 "\"swap_used_mib\": 0, \"swap_total_mib\": 1024, "
                 "\"disk_used_mib\": 100, \"disk_total_mib\": 900}}, "
                 "{\"node\": 2, \"key\": \"fencing\", \"value\": {\"nodes\": "
-                "{\"node1\": {\"ok\": true}}}}]");
+                "{\"node1\": {\"ok\": true}}}}, "
+                "{\"node\": 1, \"key\": \"vmd\", \"value\": {\"ready\": "
+                "true, \"switches\": [{\"name\": \"lan\", \"bridge\": "
+                "\"hv-lan\", \"port\": \"eth1\", \"error\": null}, "
+                "{\"name\": \"dmz\", \"error\": \"eth0 carries 10.0.0.1\"}, "
+                "{\"bridge\": \"nameless\"}]}}, "
+                "{\"node\": 2, \"key\": \"vmd\", \"value\": {\"switches\": "
+                "[{\"name\": \"lan\", \"error\": null}]}}]");
         f->domain.offline[2] = true;
 }
 
@@ -4891,10 +4898,20 @@ static void dashboard_answers_every_tile_from_cached_bytes(void **state) {
                 json_object_get_boolean(json_object_object_get(n, "online")));
         assert_int_equal(int_of(n, "mem_total_mib"), 4000);
         assert_int_equal(int_of(n, "disk_used_mib"), 100);
+        /* Its virtual switches as its haven-vmd reports them (an item
+         * without a name is left out). */
+        assert_string_equal(
+                json_object_to_json_string_ext(array_of(n, "switches"),
+                                               JSON_C_TO_STRING_PLAIN),
+                "[{\"name\":\"lan\",\"error\":null},{\"name\":\"dmz\","
+                "\"error\":\"eth0 carries 10.0.0.1\"}]");
         n = json_object_array_get_idx(nodes, 1);
         assert_false(
                 json_object_get_boolean(json_object_object_get(n, "online")));
         assert_true(json_object_object_get_ex(n, "cpu_percent", &v));
+        assert_null(v);
+        /* Offline: what it reported before is not shown. */
+        assert_true(json_object_object_get_ex(n, "switches", &v));
         assert_null(v);
         json_object_put(o);
         o = NULL;

@@ -10,7 +10,7 @@ import * as api from "../api.js";
 import { Badge, Confirm, Loaded, Page, Progress, Section, Table } from "../components/ui.jsx";
 import { formatMiB, formatNumber, t } from "../i18n.js";
 import { statusMap, toast, useEvent, useResource } from "../store.js";
-import { ClusterNetworkWizard } from "../wizards/network.jsx";
+import { ClusterNetworkWizard, INTERCONNECT } from "../wizards/network.jsx";
 import { StorageWizard } from "../wizards/storage.jsx";
 import { nodeName } from "./vms.jsx";
 
@@ -105,8 +105,40 @@ export function StoragePage() {
 
 /* ==== Networks ==== */
 
+// Where a switch stands on the online nodes, from each node's haven-vmd
+// (the dashboard's nodes[].switches): ready everywhere, being made, or
+// what keeps it from a node.
+function SwitchState({ network, nodes }) {
+        if (network.name === INTERCONNECT)
+                return <span class="muted">{t("networks.interconnect-stored")}</span>;
+        const online = nodes.filter((n) => n.online);
+        const entry = (n) => (n.switches || []).find((x) => x.name === network.name);
+        const failed = online.filter((n) => entry(n) && entry(n).error);
+        const ready = online.filter((n) => entry(n) && !entry(n).error);
+        if (failed.length)
+                return (
+                        <div>
+                                <Badge tone="bad">{t("networks.not-ready", { n: failed.length, total: online.length })}</Badge>
+                                <ul class="plain">
+                                        {failed.map((n) => <li key={n.node_id}><strong>{n.name}</strong>: {entry(n).error}</li>)}
+                                </ul>
+                        </div>
+                );
+        if (online.length && ready.length === online.length)
+                return <Badge tone="ok">{t("networks.ready", { n: ready.length, total: online.length })}</Badge>;
+        return <Badge tone="info">{t("networks.pending", { n: ready.length, total: online.length })}</Badge>;
+}
+
 export function NetworksPage() {
-        const data = useResource(() => api.networks.list(), [], ["networks"]);
+        const data = useResource(async () => {
+                const [list, dash] = await Promise.all([api.networks.list(), api.getDashboard()]);
+                return { list, nodes: dash.nodes || [] };
+        }, [], ["networks"]);
+        // A node's haven-vmd made a switch, or could not.
+        useEvent("status", (ev) => {
+                if (ev && ev.key === "vmd")
+                        data.reload();
+        });
         const [wizard, setWizard] = useState(false);
         return (
                 <Page title={t("nav.networks")}
@@ -116,9 +148,9 @@ export function NetworksPage() {
                                 data.reload();
                         }} />}
                         <p class="muted">{t("networks.intro")}</p>
-                        <Loaded resource={data}>{(list) => (
+                        <Loaded resource={data}>{({ list, nodes }) => (
                                 <Table caption={t("nav.networks")} empty={t("networks.none")}
-                                        head={[t("col.name"), t("col.uplinks"), t("col.bonding"), t("col.vlan"), t("col.mtu"), t("col.actions")]}>
+                                        head={[t("col.name"), t("col.uplinks"), t("col.bonding"), t("col.vlan"), t("col.mtu"), t("col.on-nodes"), t("col.actions")]}>
                                         {list.map((n) => (
                                                 <tr key={n.id}>
                                                         <th scope="row">{n.name}</th>
@@ -126,6 +158,7 @@ export function NetworksPage() {
                                                         <td>{t(`bonding.${n.bonding_mode || "none"}`)}</td>
                                                         <td>{n.vlan_id ?? t("networks.untagged")}</td>
                                                         <td>{formatNumber(n.mtu)}{n.mtu > 1500 && <> <Badge tone="info">{t("networks.jumbo")}</Badge></>}</td>
+                                                        <td><SwitchState network={n} nodes={nodes} /></td>
                                                         <td class="actions"><DeleteRow name={n.name} onDelete={() => api.networks.remove(n.id)} /></td>
                                                 </tr>
                                         ))}
