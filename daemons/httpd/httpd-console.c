@@ -180,9 +180,12 @@ static void on_request_end(void *userdata) {
 }
 
 static void console_free(struct console *c) {
+        struct httpd *h;
+
         if (!c || c->freeing)
                 return;
         c->freeing = true;
+        h = c->owner ? c->owner->httpd : NULL;
         console_unlink(c);
         if (c->request) {
                 /* Its state is this console: let go of it first. */
@@ -201,10 +204,16 @@ static void console_free(struct console *c) {
         safe_close(c->up_fd);
         if (c->ws)
                 wslay_event_context_free(c->ws);
-        if (c->urh)
+        if (c->urh) {
                 /* Closes the client's connection; libmicrohttpd ends the
-                 * request (our state is gone already). */
+                 * request (our state is gone already). It does so in its
+                 * next run: wake it, or the socket stays open until some
+                 * other request comes (a splice's caller would never see
+                 * the end of a console that moved away). */
                 (void) MHD_upgrade_action(c->urh, MHD_UPGRADE_ACTION_CLOSE);
+                if (h)
+                        httpd_wake(h);
+        }
         buffer_free(&c->up_out);
         buffer_free(&c->up_head);
         buffer_free(&c->pending);

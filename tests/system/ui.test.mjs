@@ -9,6 +9,10 @@
 // without an English string left. The page must not log an error to its
 // console (noVNC's "secure context" warning on plain HTTP, and the
 // browser's note of the session check's expected 401, excepted).
+// The console follows a live migration (the page connects again).
+// Staged changes: the storage wizard stages one, the top bar counts it,
+// Discard (confirmed) drops it, Activate applies the next one and opens
+// the job page with the activation's log.
 // Keyboard only: login, the skip link, the focus order of the top bar
 // and navigation, a VM's Actions menu (arrows, Escape), a dialog that
 // keeps and returns the focus, a wizard closed with Escape. A tablet (768
@@ -27,7 +31,7 @@ import { NOTHING_LEFT, ROOT, initPid, lab, labProcesses, leftovers, waitFor } fr
 import {
   LAB_PASSWORD, createCluster as createClusterWith, domainCall, insertOp,
 } from './lib/domain.mjs';
-import { createVm, safetyWatcher, whereRunning } from './lib/vm.mjs';
+import { createVm, safetyWatcher, vmCommand, whereRunning } from './lib/vm.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ARTIFACTS = join(HERE, 'artifacts', 'ui');
@@ -187,6 +191,21 @@ describe('web UI (chromium against a three-node lab cluster)', () => {
     const box = await canvas.boundingBox();
     assert.ok(box && box.width > 100 && box.height > 100, `the guest's screen is drawn: ${JSON.stringify(box)}`);
     await page.screenshot({ path: join(ARTIFACTS, 'console-en.png'), fullPage: true });
+    // A live migration ends QEMU's VNC server on the old node: the page
+    // says so and connects again, now to the new node.
+    const [from] = await whereRunning('web1');
+    const to = from === 2 ? 3 : 2;
+    await vmCommand('web1', 'migrate', { target: to, node: 1 });
+    await waitFor('the console noticed the move', async () => {
+      const text = await page.locator('main').innerText();
+      return [en['console.state.moved'], en['console.state.reconnecting'], en['console.state.disconnected']]
+        .some((x) => text.includes(x));
+    }, { timeoutMs: 60_000, intervalMs: 50 });
+    await page.getByText(en['console.state.connected']).waitFor({ timeout: 30_000 });
+    assert.deepEqual(await whereRunning('web1'), [to]);
+    const again = await page.locator('main canvas').first().boundingBox();
+    assert.ok(again && again.width > 100, 'the screen is drawn again');
+    await page.screenshot({ path: join(ARTIFACTS, 'console-after-migration.png'), fullPage: true });
     assert.deepEqual(consoleErrors, []);
   });
 
@@ -265,7 +284,7 @@ describe('web UI (chromium against a three-node lab cluster)', () => {
     assert.equal(await kb.evaluate(() => !!document.activeElement.closest('dialog')), true, 'the dialog has the focus');
     const [where] = await whereRunning('web1');
     const want = `node${where}`;
-    for (let i = 0; i < 10 && (await dialog.getByLabel(en['col.node']).evaluate((e) => e.selectedOptions[0].text)) !== want; i++)
+    for (let i = 0; i < 10 && (await dialog.getByLabel(en['col.node']).inputValue()) !== want; i++)
       await kb.keyboard.press('ArrowDown');
     await kb.screenshot({ path: join(ARTIFACTS, 'keyboard-prefer-dialog.png') });
     await tabTo(async () => (await focused()) === en['common.save'], 'Save', { max: 10 });
@@ -330,6 +349,52 @@ describe('web UI (chromium against a three-node lab cluster)', () => {
     assert.ok(dialog && dialog.x >= 0 && dialog.x + dialog.width <= 768, `the wizard fits: ${JSON.stringify(dialog)}`);
     await tab.screenshot({ path: join(ARTIFACTS, 'vm-wizard-tablet.png') });
     await context.close();
+    assert.deepEqual(consoleErrors, []);
+  });
+
+  test('staged_changes_are_discarded_or_activated_with_the_log_streaming', async () => {
+    // The storage wizard stages by default: the top bar counts the change.
+    const stage = async (name) => {
+      await page.goto(`${URL}#/storage`);
+      await page.getByRole('button', { name: en['wizard.storage.open'] }).click();
+      const wizard = page.getByRole('dialog');
+      await wizard.getByText(/Step 1 of 4/).waitFor({ timeout: 15_000 });
+      await wizard.getByRole('button', { name: en['wizard.next'] }).click();
+      await wizard.getByLabel(en['col.name'], { exact: true }).fill(name);
+      await wizard.getByLabel(en['col.size'], { exact: true }).fill('1');
+      await wizard.getByRole('button', { name: en['wizard.next'] }).click();
+      await wizard.getByRole('button', { name: en['wizard.next'] }).click();
+      assert.equal(await wizard.getByLabel(en['wizard.when.staged']).isChecked(), true, 'staged is the default');
+      await wizard.getByRole('button', { name: en['wizard.finish'] }).click();
+      await wizard.getByText(en['wizard.done-staged']).waitFor({ timeout: 15_000 });
+      await wizard.getByRole('button', { name: en['common.close'] }).last().click();
+    };
+    const bar = page.getByRole('group', { name: en['changes.group'] });
+    const count = (n) => waitFor(`the top bar counts ${n}`, async () =>
+      (await bar.locator('a.pending-count').innerText()).trim() ===
+        en[n === 1 ? 'changes.count.one' : 'changes.count.other'].replace('{count}', String(n)),
+    { timeoutMs: 10_000, intervalMs: 100 });
+    await stage('staged1');
+    await count(1);
+    assert.equal((await rows('disks', { name: 'staged1' })).length, 0, 'staged, not applied');
+    // Discard, confirmed: gone, nothing applied.
+    await bar.getByRole('button', { name: en['changes.discard'] }).click();
+    await page.getByRole('dialog').getByRole('button', { name: en['changes.discard'] }).click();
+    await count(0);
+    assert.equal((await rows('disks', { name: 'staged1' })).length, 0);
+    // Staged again, activated: the job page with the activation's log.
+    await stage('staged2');
+    await bar.getByRole('button', { name: en['changes.activate'] }).click();
+    await page.waitForURL(/#\/jobs\/\d+$/, { timeout: 10_000 });
+    const log = page.getByRole('log');
+    await log.locator('.log-line').first().waitFor({ timeout: 30_000 });
+    await page.locator('main').getByText(en['job.state.done'], { exact: true }).first().waitFor({ timeout: 30_000 });
+    await page.screenshot({ path: join(ARTIFACTS, 'activation-job.png'), fullPage: true });
+    assert.ok(await log.locator('.log-line').count() >= 1);
+    const [disk] = await rows('disks', { name: 'staged2' });
+    assert.equal(disk.kind, 'esan');
+    assert.equal(disk.size_mib, 1024);
+    await count(0);
     assert.deepEqual(consoleErrors, []);
   });
 

@@ -6526,6 +6526,20 @@ static void console_relays_vnc_on_this_node_and_across_nodes(void **state) {
                 assert_true(ws_wait_text(&w, big));
                 free(big);
         }
+        /* The VM moves away from node 2: node 2 ends the splice, and node
+         * 1 tells the browser (before, node 2's socket stayed open until
+         * libmicrohttpd happened to run again, and the browser's console
+         * never learnt that the VM had moved). */
+        vnc_drop(&vnc);
+        {
+                uint64_t deadline = now_usec() + WAIT_USEC;
+
+                while (!w.closed) {
+                        assert_true(now_usec() < deadline);
+                        ws_step(&w);
+                }
+        }
+        assert_int_equal(w.close_code, 1001);
         /* The browser goes: both nodes let go. */
         ws_close(&w);
         {
