@@ -298,8 +298,11 @@ describe('web UI (chromium against a three-node lab cluster)', () => {
     // The New VM wizard: Escape closes it (nothing typed), focus returns.
     await tabTo(async () => (await focused()) === en['wizard.vm.open'], 'New VM…', { key: 'Shift+Tab' });
     await kb.keyboard.press('Enter');
-    await kb.getByRole('dialog').waitFor();
-    assert.equal(await focused(), en['col.name']);
+    // The dialog shows "Loading" first; once the wizard is there its
+    // Name field has the focus.
+    await kb.getByRole('dialog').getByLabel(en['col.name'], { exact: true }).waitFor();
+    await waitFor('the focus on the wizard\'s Name field', async () => (await focused()) === en['col.name'],
+      { timeoutMs: 2_000, intervalMs: 20 });
     await kb.keyboard.press('Escape');
     await kb.getByRole('dialog').waitFor({ state: 'detached' });
     assert.equal(await focused(), en['wizard.vm.open']);
