@@ -122,8 +122,12 @@ export function formatTime(usec) {
 }
 
 // A clock time of today (a chart's axis): 14:05:30 / 2:05:30 PM.
+// (One formatter per language: a chart asks for every tick of every draw.)
+let clock = null;
 export function formatClock(sec) {
-        return new Intl.DateTimeFormat(current, { timeStyle: "medium" }).format(new Date(sec * 1000));
+        if (!clock || clock.language !== current)
+                clock = { language: current, format: new Intl.DateTimeFormat(current, { timeStyle: "medium" }) };
+        return clock.format.format(new Date(sec * 1000));
 }
 
 export function formatDuration(ms) {
