@@ -492,19 +492,12 @@ static void switches_apply(struct vmd_agent *a) {
 
         if (vmd_switches_from_rows(haven_domain_rows(a->v->domain, "networks"), &now, &n) < 0)
                 return;
-        if (!a->net) {
-                for (size_t i = 0; i < n; i++)
-                        if (!now[i].error[0])
-                                snprintf(now[i].error, sizeof(now[i].error),
-                                         "this node's network links cannot be changed (no netlink)");
-        } else {
-                r = vmd_net_apply(a->net, now, n);
-                if (r < 0)
-                        for (size_t i = 0; i < n; i++)
-                                if (!now[i].error[0])
-                                        snprintf(now[i].error, sizeof(now[i].error),
-                                                 "this node's interfaces cannot be read");
-        }
+        r = a->net ? vmd_net_apply(a->net, now, n) : -ENOTCONN;
+        for (size_t i = 0; r < 0 && i < n; i++)
+                if (!now[i].error[0])
+                        snprintf(now[i].error, sizeof(now[i].error), "%s",
+                                 a->net ? "this node's interfaces cannot be read"
+                                        : "this node's network links cannot be changed (no netlink)");
         for (size_t i = 0; i < n; i++) {
                 const struct vmd_switch *before =
                         vmd_switch_by_bridge(a->switches, a->n_switches, now[i].bridge);
@@ -547,9 +540,8 @@ static void vm_start(struct vmd_agent *a, struct agent_vm *vm,
         _cleanup_(vmd_spec_done) struct vmd_spec spec = {};
         _cleanup_free_ char *xml = NULL;
         const char *why = NULL;
-        int r;
-
         char switch_why[sizeof(vm->error) - 16];
+        int r;
 
         r = vmd_spec_build(tables, vm->vm_id, a->v->domain_type, &spec, &why);
         if (r >= 0 && !switches_ready(a, &spec, switch_why, sizeof(switch_why))) {

@@ -230,11 +230,33 @@ static int refill(struct vmd_net *n) {
         return nl_cache_refill(n->sock, n->links);
 }
 
+/* Adds the link make describes (named name; put here), counts the change
+ * and returns the made link from the refilled cache; NULL with s->error
+ * ("cannot make WHAT NAME: ...") when the kernel refuses. */
+static struct rtnl_link *link_make(struct vmd_net *n, struct vmd_switch *s, struct rtnl_link *make,
+                                   const char *what, const char *name, int *changes) {
+        int r = rtnl_link_add(n->sock, make, NLM_F_CREATE | NLM_F_EXCL);
+        struct rtnl_link *l;
+
+        rtnl_link_put(make);
+        if (r >= 0)
+                r = refill(n);
+        if (r < 0) {
+                snprintf(s->error, sizeof(s->error), "cannot make %s %s: %s", what, name, nl_geterror(r));
+                return NULL;
+        }
+        (*changes)++;
+        log_info("switch '%s': made %s %s", s->name, what, name);
+        l = link_by_name(n, name);
+        if (!l)
+                snprintf(s->error, sizeof(s->error), "%s %s vanished", what, name);
+        return l;
+}
+
 /* The VLAN link s->port on s->uplink, made if missing. */
 static struct rtnl_link *vlan_port(struct vmd_net *n, struct vmd_switch *s, struct rtnl_link *uplink,
                                    int *changes) {
         struct rtnl_link *l = link_by_name(n, s->port), *make;
-        int r;
 
         if (l) {
                 if (!rtnl_link_is_vlan(l) || rtnl_link_vlan_get_id(l) != (int) s->vlan ||
@@ -255,19 +277,7 @@ static struct rtnl_link *vlan_port(struct vmd_net *n, struct vmd_switch *s, stru
         rtnl_link_set_link(make, rtnl_link_get_ifindex(uplink));
         rtnl_link_set_mtu(make, s->mtu);
         (void) rtnl_link_vlan_set_id(make, (uint16_t) s->vlan);
-        r = rtnl_link_add(n->sock, make, NLM_F_CREATE | NLM_F_EXCL);
-        rtnl_link_put(make);
-        if (r >= 0)
-                r = refill(n);
-        if (r < 0) {
-                snprintf(s->error, sizeof(s->error), "cannot make the VLAN link %s: %s", s->port,
-                         nl_geterror(r));
-                return NULL;
-        }
-        (*changes)++;
-        log_info("switch '%s': made the VLAN link %s (VLAN %u on %s)", s->name, s->port, s->vlan,
-                 s->uplink);
-        return link_by_name(n, s->port);
+        return link_make(n, s, make, "the VLAN link", s->port, changes);
 }
 
 /* The port as it should be plugged into the bridge (NULL: not made
@@ -343,22 +353,9 @@ static void apply_one(struct vmd_net *n, struct vmd_switch *s, int *changes) {
                 }
                 rtnl_link_set_name(make, s->bridge);
                 rtnl_link_set_mtu(make, s->mtu);
-                r = rtnl_link_add(n->sock, make, NLM_F_CREATE | NLM_F_EXCL);
-                rtnl_link_put(make);
-                if (r >= 0)
-                        r = refill(n);
-                if (r < 0) {
-                        snprintf(s->error, sizeof(s->error), "cannot make the bridge %s: %s", s->bridge,
-                                 nl_geterror(r));
+                bridge = link_make(n, s, make, "the bridge", s->bridge, changes);
+                if (!bridge)
                         goto out;
-                }
-                (*changes)++;
-                log_info("switch '%s': made the bridge %s", s->name, s->bridge);
-                bridge = link_by_name(n, s->bridge);
-                if (!bridge) {
-                        snprintf(s->error, sizeof(s->error), "the bridge %s vanished", s->bridge);
-                        goto out;
-                }
         }
         /* Ports that no longer belong (the uplink or VLAN changed). */
         for (o = nl_cache_get_first(n->links); o; o = nl_cache_get_next(o)) {

@@ -6422,6 +6422,18 @@ static bool ws_wait_text(struct ws_client *w, const char *text) {
         return true;
 }
 
+/* Steps until the server closed the WebSocket; false after WAIT_USEC. */
+static bool ws_wait_closed(struct ws_client *w) {
+        uint64_t deadline = now_usec() + WAIT_USEC;
+
+        while (!w->closed) {
+                if (now_usec() > deadline)
+                        return false;
+                ws_step(w);
+        }
+        return true;
+}
+
 static void ws_send(struct ws_client *w, const char *text) {
         struct wslay_event_msg m = {.opcode = WSLAY_BINARY_FRAME,
                                     .msg = (const uint8_t *) text,
@@ -6491,14 +6503,7 @@ static void console_relays_vnc_on_this_node_and_across_nodes(void **state) {
         assert_int_equal(httpd_console_sessions(httpd_console(f->httpd)), 1);
         /* The VM goes (stopped, or migrated): the console closes. */
         vnc_drop(&vnc);
-        {
-                uint64_t deadline = now_usec() + WAIT_USEC;
-
-                while (!w.closed) {
-                        assert_true(now_usec() < deadline);
-                        ws_step(&w);
-                }
-        }
+        assert_true(ws_wait_closed(&w));
         assert_int_equal(w.close_code, 1001);
         ws_close(&w);
 
@@ -6531,14 +6536,7 @@ static void console_relays_vnc_on_this_node_and_across_nodes(void **state) {
          * libmicrohttpd happened to run again, and the browser's console
          * never learnt that the VM had moved). */
         vnc_drop(&vnc);
-        {
-                uint64_t deadline = now_usec() + WAIT_USEC;
-
-                while (!w.closed) {
-                        assert_true(now_usec() < deadline);
-                        ws_step(&w);
-                }
-        }
+        assert_true(ws_wait_closed(&w));
         assert_int_equal(w.close_code, 1001);
         /* The browser goes: both nodes let go. */
         ws_close(&w);
